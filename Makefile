@@ -1,0 +1,60 @@
+# Two commands for a new user:  `make reproduce`  and  `make test`.  Both build .venv on first use.
+PROFILE ?= laptop
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+LIB     := $(wildcard lib/onion_gru/*.py)
+NB_SRC  := $(sort $(wildcard notebooks/src/[0-9][0-9]_*.py))
+STEMS   := $(notdir $(NB_SRC:.py=))
+WORKERS ?= 2
+
+# The laptop profile's executed notebooks are the committed ones in notebooks/; other profiles
+# write theirs (and their figures, see lib/onion_gru/report.py) under build/<profile>/.
+ifeq ($(PROFILE),laptop)
+NB_OUT := notebooks
+else
+NB_OUT := build/$(PROFILE)/notebooks
+endif
+# FRESH=1: an empty cache under build/fresh, so everything is retrained from scratch
+ifdef FRESH
+export ONION_GRU_DATA := $(CURDIR)/build/fresh/data
+MAKEFLAGS += --always-make
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: reproduce train test bench lab venv clean-build
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+train: $(STAMP)
+	$(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
+
+reproduce: $(STEMS:%=$(NB_OUT)/%.ipynb)
+
+# order-only: the train stage runs first, but a fresh cache alone does not rerun a notebook
+$(NB_OUT)/%.ipynb: notebooks/src/%.py $(LIB) | train
+	@mkdir -p build/src $(NB_OUT)
+	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
+	$(VENV)/bin/papermill build/src/$*.ipynb $@ -k python3 --cwd notebooks --no-progress-bar \
+	    -p profile $(PROFILE)
+
+# Unit tests, then every notebook under the smoke profile through nbval (models trained on the
+# fly into build/smoke-data, figures under build/smoke/).
+test: $(STAMP)
+	ONION_GRU_DATA=$(CURDIR)/build/smoke-data ONION_GRU_PROFILE=smoke $(PY) -m pytest tests \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout 900 $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+
+bench: $(STAMP)
+	$(PY) -m onion_gru bench
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+clean-build:
+	rm -rf build

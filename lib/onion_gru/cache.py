@@ -1,0 +1,110 @@
+"""A content-addressed cache for trained models and analysis results under ``data/``.
+
+An entry is a folder ``data/<kind>/<label>-<hash>/`` holding ``weights.pt`` and ``manifest.json``.
+The hash covers the full config and ``CODE_VERSION``.  The manifest is written last, by atomic
+rename, so it marks a finished entry; it records the sha256 of the weights, and an entry whose
+weights are missing, truncated or altered is reported with a warning and recomputed, never used.
+Committing entries is how trained models ship with the project.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+# Bump when a change to training or analysis code changes what a config produces.
+CODE_VERSION = 1
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("ONION_GRU_DATA", DEFAULT_ROOT))
+
+
+def config_hash(config: dict) -> str:
+    blob = json.dumps({**config, "_code_version": CODE_VERSION}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def entry_dir(kind: str, label: str, config: dict, root: Path | None = None) -> Path:
+    return (root or data_root()) / kind / f"{label}-{config_hash(config)}"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def environment() -> dict:
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "machine": platform.machine()}
+
+
+def read_entry(path: Path) -> tuple[dict, dict] | None:
+    """(state_dict, manifest) of a valid entry, None if absent; a damaged entry warns and returns None."""
+    manifest_path, weights_path = path / "manifest.json", path / "weights.pt"
+    if not manifest_path.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        ok = weights_path.exists() and sha256_file(weights_path) == manifest["weights_sha256"]
+    except (ValueError, KeyError) as err:
+        ok, manifest = False, {"error": str(err)}
+    if not ok:
+        warnings.warn(f"cache entry {path} is damaged (weights missing or hash mismatch); recomputing")
+        return None
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    return state, manifest
+
+
+def write_entry(path: Path, state: dict, config: dict, metrics: dict, seconds: float) -> dict:
+    """Write atomically: weights to a temp file renamed into place, then the manifest likewise."""
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, suffix=".tmp", delete=False) as f:
+        torch.save(state, f)
+    os.replace(f.name, path / "weights.pt")
+    manifest = {"config": config, "config_hash": config_hash(config), "code_version": CODE_VERSION,
+                "metrics": metrics, "train_seconds": round(seconds, 2),
+                "weights_sha256": sha256_file(path / "weights.pt"),
+                "environment": environment(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with tempfile.NamedTemporaryFile("w", dir=path, suffix=".tmp", delete=False) as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    os.replace(f.name, path / "manifest.json")
+    return manifest
+
+
+def get_or_compute(kind: str, label: str, config: dict,
+                   compute: Callable[[], tuple[dict, dict]], root: Path | None = None) -> tuple[dict, dict]:
+    """Return (state_dict, manifest) from the cache, computing and storing it when absent or damaged.
+    ``compute`` returns (state_dict, metrics)."""
+    path = entry_dir(kind, label, config, root)
+    found = read_entry(path)
+    if found is not None:
+        return found
+    if path.exists():
+        shutil.rmtree(path)
+    start = time.time()
+    state, metrics = compute()
+    state = {k: v.detach().cpu() for k, v in state.items()}
+    manifest = write_entry(path, state, config, metrics, time.time() - start)
+    return state, manifest
+
+
+def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> bool:
+    path = entry_dir(kind, label, config, root)
+    return (path / "manifest.json").exists() and (path / "weights.pt").exists()

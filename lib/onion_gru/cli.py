@@ -1,0 +1,69 @@
+"""Command line: ``python -m onion_gru train --profile laptop [--sizes 48 64] [--workers 2]``.
+
+``train`` trains every GRU the profile needs and is missing from the cache, then every analysis
+(interventions and probes) on them, in parallel worker processes with workers x threads <= cores.
+Each finished model is written to the cache at once, so killing the command loses at most the
+models in progress, and running it again continues.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .profiles import DEFAULT_PROFILE, PROFILES, get_profile
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="onion_gru", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train what a profile needs and the cache lacks")
+    t.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {sorted(PROFILES)}")
+    t.add_argument("--sizes", type=int, nargs="+")
+    t.add_argument("--variants", nargs="+")
+    t.add_argument("--seeds", type=int, nargs="+")
+    t.add_argument("--methods", nargs="+", help="analyses to run (default: all); 'none' for GRUs only")
+    t.add_argument("--workers", type=int, default=None, help="worker processes (default: cores, at most 2)")
+    t.add_argument("--executor", choices=("local", "slurm"), default="local")
+    t.add_argument("--slurm-partition", default=None)
+    t.add_argument("--slurm-gpus", type=int, default=0)
+    t.add_argument("--slurm-minutes", type=int, default=240)
+    t.add_argument("--dry-run", action="store_true", help="list the missing jobs and stop")
+    sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.command == "bench":
+        from .bench import main as bench_main
+        return bench_main()
+    from .analysis import METHODS
+    from .jobs import missing_jobs, run_jobs
+    try:
+        profile = get_profile(args.profile).check(args.sizes, args.variants, args.seeds)
+        methods = [] if args.methods == ["none"] else (args.methods or list(METHODS))
+        bad = [m for m in methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown method {bad}; choose from {sorted(METHODS)} or 'none'")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    gru_jobs, analysis_jobs = missing_jobs(profile, methods)
+    print(f"profile {profile.name}: {len(gru_jobs)} GRUs and {len(analysis_jobs)} analyses to compute")
+    if args.dry_run:
+        for job in gru_jobs + analysis_jobs:
+            print("  ", job.label)
+        return 0
+    start = time.time()
+    workers = args.workers or min(2, os.cpu_count() or 1)
+    for stage in (gru_jobs, analysis_jobs):
+        run_jobs(stage, workers, args.executor, slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus,
+                                                       "minutes": args.slurm_minutes})
+    print(f"done in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

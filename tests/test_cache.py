@@ -1,0 +1,74 @@
+import json
+import warnings
+
+import pytest
+import torch
+
+from onion_gru import cache
+
+CONFIG = {"hidden_size": 4, "seed": 0}
+
+
+def compute_counter():
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"w": torch.arange(6.0) + len(calls)}, {"accuracy": 0.5}
+    return compute, calls
+
+
+def test_hit_and_miss(cache_root):
+    compute, calls = compute_counter()
+    state, manifest = cache.get_or_compute("gru", "x", CONFIG, compute)
+    assert len(calls) == 1 and manifest["metrics"] == {"accuracy": 0.5}
+    state2, _ = cache.get_or_compute("gru", "x", CONFIG, compute)
+    assert len(calls) == 1 and torch.equal(state["w"], state2["w"])
+    manifest = json.loads((cache.entry_dir("gru", "x", CONFIG) / "manifest.json").read_text())
+    assert manifest["config"] == CONFIG and len(manifest["weights_sha256"]) == 64
+    assert {"torch", "python", "threads"} <= set(manifest["environment"])
+
+
+def test_config_change_is_a_miss(cache_root):
+    compute, calls = compute_counter()
+    cache.get_or_compute("gru", "x", CONFIG, compute)
+    cache.get_or_compute("gru", "x", {**CONFIG, "seed": 1}, compute)
+    assert len(calls) == 2
+    assert cache.config_hash(CONFIG) != cache.config_hash({**CONFIG, "seed": 1})
+
+
+def test_code_version_is_in_the_key(monkeypatch):
+    before = cache.config_hash(CONFIG)
+    monkeypatch.setattr(cache, "CODE_VERSION", cache.CODE_VERSION + 1)
+    assert cache.config_hash(CONFIG) != before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
+def test_damaged_entry_is_detected_and_recomputed(cache_root, damage):
+    compute, calls = compute_counter()
+    cache.get_or_compute("gru", "x", CONFIG, compute)
+    weights = cache.entry_dir("gru", "x", CONFIG) / "weights.pt"
+    data = weights.read_bytes()
+    if damage == "truncate":
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "corrupt":
+        weights.write_bytes(data[:-10] + bytes(10))
+    else:
+        weights.unlink()
+    with pytest.warns(UserWarning, match="damaged"):
+        state, _ = cache.get_or_compute("gru", "x", CONFIG, compute)
+    assert len(calls) == 2 and torch.equal(state["w"], torch.arange(6.0) + 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rewritten entry is healthy
+        cache.get_or_compute("gru", "x", CONFIG, compute)
+
+
+def test_unfinished_entry_is_not_used(cache_root):
+    """Weights without a manifest (a job killed between the two writes) count as missing."""
+    path = cache.entry_dir("gru", "x", CONFIG)
+    path.mkdir(parents=True)
+    torch.save({"w": torch.zeros(1)}, path / "weights.pt")
+    assert not cache.is_cached("gru", "x", CONFIG)
+    compute, calls = compute_counter()
+    cache.get_or_compute("gru", "x", CONFIG, compute)
+    assert len(calls) == 1

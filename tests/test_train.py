@@ -1,0 +1,67 @@
+import time
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from onion_gru import cache
+from onion_gru.train import BatchSampler, GRUConfig, evaluate, get_gru, train_gru
+from onion_gru.data import load
+
+TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, steps=12, eval_every=6, train_size=5_000)
+
+
+def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
+    """Lengths 2-3 only: a small GRU must reach 95% exact match within 30 seconds."""
+    from onion_gru import data
+    spec = data.DatasetSpec(2, 3, 20_000, 7)
+    tokens, lengths = (torch.from_numpy(a) for a in data.generate(spec))
+    torch.manual_seed(0)
+    from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss
+    from onion_gru.train import batch
+    model = RepeatGRU(ModelConfig(64))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    sampler, start = BatchSampler(len(tokens) - 1000, 256, 0), time.time()
+    accuracy = 0.0
+    while time.time() - start < 30 and accuracy < 0.95:
+        for _ in range(50):
+            x, l = batch(tokens, lengths, next(sampler), "cpu")
+            loss = sequence_loss(model(x, l), x, l)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        accuracy = evaluate(model, tokens[-1000:], lengths[-1000:])["accuracy"]
+    assert accuracy >= 0.95, f"{accuracy:.3f} after {time.time() - start:.0f} s"
+
+
+def test_same_seed_gives_identical_weights():
+    a, _ = train_gru(TINY, "cpu", eval_size=100)
+    b, _ = train_gru(TINY, "cpu", eval_size=100)
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(v, w), k
+    c, _ = train_gru(GRUConfig(**{**asdict(TINY), "seed": 1}), "cpu", eval_size=100)
+    assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
+
+
+def test_metrics_have_curve_lengths_and_longer_sets():
+    _, metrics = train_gru(TINY, "cpu", eval_size=200)
+    assert [p["step"] for p in metrics["curve"]] == [6, 12]
+    assert set(metrics["valid"]["by_length"]) == set(range(2, 10))
+    assert set(metrics["longer"]) == {"valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat"}
+    assert 0 <= metrics["valid"]["greedy_accuracy"] <= 1
+
+
+def test_sampler_covers_each_epoch_once():
+    sampler = BatchSampler(10, 5, 0)
+    first_epoch = torch.cat([next(sampler), next(sampler)])
+    assert sorted(first_epoch.tolist()) == list(range(10))
+
+
+def test_get_gru_caches_and_freezes(cache_root):
+    model, manifest = get_gru(TINY, "cpu", eval_size=100)
+    assert not any(p.requires_grad for p in model.parameters())
+    entry = cache.entry_dir("gru", TINY.label, asdict(TINY))
+    assert entry.parent.parent == cache_root and (entry / "manifest.json").exists()
+    assert manifest["config"] == asdict(TINY) and manifest["metrics"]["curve"]
+    again, _ = get_gru(TINY, "cpu")  # a hit: same weights, no training
+    assert torch.equal(again.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
