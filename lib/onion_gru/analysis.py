@@ -56,6 +56,7 @@ def build(method: str, hidden_size: int) -> torch.nn.Module:
 def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1000) -> dict:
     """Exact match against the original sequence, teacher-forced and free-running, with the same
     fixed corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state."""
+    was_training = module.training
     module.eval()
     generator = torch.Generator().manual_seed(EVAL_SEED)
     tf, free, floor = [], [], []
@@ -69,7 +70,7 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
             generator.set_state(g_state)
             h0 = module.state(gru, x, l, generator, patch=False)
             floor.append(exact_match(gru.decode(h0, x).argmax(-1), x, l).cpu())
-    module.train()
+    module.train(was_training)
     out = summarize(torch.cat(tf), lengths, torch.cat(free))
     if floor:
         out["floor"] = torch.cat(floor).float().mean().item()

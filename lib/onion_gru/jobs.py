@@ -87,6 +87,8 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
     cores = os.cpu_count() or 1
     workers = max(1, min(workers, len(jobs), cores))
     threads = max(1, cores // workers)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a caller that limits threads is obeyed
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     results, start = [], time.time()
     if workers == 1:
         for i, job in enumerate(jobs):
@@ -108,9 +110,10 @@ def _report(result: dict, done: int, total: int, start: float):
           f"({result['seconds']:.0f} s; ETA {eta / 60:.1f} min)", flush=True)
 
 
-def _run_submitit(jobs: list[Job], slurm: dict, folder: str = "build/submitit") -> list[dict]:
+def _run_submitit(jobs: list[Job], slurm: dict) -> list[dict]:
     """One SLURM task per job; ``cluster='local'`` (for tests) runs them as local processes."""
     import submitit
+    folder = slurm.get("folder") or str(cache.data_root().parent / "build" / "submitit")
     executor = submitit.AutoExecutor(folder=folder, cluster=slurm.get("cluster"))
     params = {"timeout_min": slurm.get("minutes", 240), "cpus_per_task": slurm.get("cpus", 2)}
     if executor.cluster == "slurm":

@@ -41,7 +41,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", PAPER_SIZES, VARIANTS, (0, 1, 2, 3, 4),
                      gru_steps=40_000, analysis_steps=60_000, eval_every=1_000),
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1),
-                      gru_steps=16_000, analysis_steps=2_500, eval_every=1_000),
+                      gru_steps=16_000, analysis_steps=4_000, eval_every=1_000),
     "smoke": Profile("smoke", (16, 32), VARIANTS, (0,),
                      gru_steps=60, analysis_steps=30, eval_every=30,
                      train_size=20_000, eval_size=300),

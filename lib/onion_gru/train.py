@@ -70,6 +70,7 @@ def batch(tokens: torch.Tensor, lengths: torch.Tensor, idx: torch.Tensor, device
 def evaluate(model: RepeatGRU, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 1024) -> dict:
     """Sequence exact match with teacher forcing (the authors' metric), free-running greedy exact
     match, and teacher-forced accuracy by length."""
+    was_training = model.training
     model.eval()
     tf, greedy = [], []
     for start in range(0, len(tokens), batch_size):
@@ -77,7 +78,7 @@ def evaluate(model: RepeatGRU, tokens: torch.Tensor, lengths: torch.Tensor, batc
         h = model.encode(x, l)
         tf.append(exact_match(model.decode(h, x).argmax(-1), x, l).cpu())
         greedy.append(exact_match(model.generate(h, x.shape[1]), x, l).cpu())
-    model.train()
+    model.train(was_training)
     return summarize(torch.cat(tf), lengths, torch.cat(greedy))
 
 

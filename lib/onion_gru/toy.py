@@ -1,4 +1,5 @@
-"""Hand-built storage models with known representations, used as known answers for the methods.
+"""Hand-built storage models with known representations: known answers for the methods and the
+onion-geometry notebook.
 
 Both expose the RepeatGRU interface that interventions and probes use: ``encode``, ``decode``
 (teacher-forced logits), ``generate`` (free-running), ``config.hidden_size`` and ``device``.

@@ -1,0 +1,140 @@
+"""``make bench``: our training step against a direct ``torch.nn.GRU`` reference, every stage-2
+method's step, the achieved GFLOP/s against a large matmul, and the optimizer-step count of the
+paper profile against the authors'.  Medians over repeats after a warm-up; writes figures/bench.csv.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from . import data
+from .analysis import METHODS, AnalysisConfig, build
+from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
+from .profiles import PROFILES
+from .report import ROOT
+from .train import BatchSampler, batch
+
+
+class DirectSeq2Seq(nn.Module):
+    """The reference: the authors' model written the most direct way (packed encoder, nn.GRU)."""
+
+    def __init__(self, H: int):
+        super().__init__()
+        self.embedding, self.rnn, self.fc = nn.Embedding(31, H), nn.GRU(H, H), nn.Linear(H, 30)
+
+    def forward(self, x, lengths):  # x [B, T] batch-first, converted to the authors' time-major
+        x = x.T
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(x), lengths.cpu(), enforce_sorted=False)
+        _, h = self.rnn(packed)
+        dec_in = torch.cat([torch.full_like(x[:1], SOS), x[:-1]])
+        out, _ = self.rnn(self.embedding(dec_in), h)
+        return self.fc(out).transpose(0, 1)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(step, device, repeats: int = 5, n: int = 10, warmup: int = 5) -> float:
+    """Median seconds per call of ``step``: ``repeats`` timings of ``n`` calls after a warm-up."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(n):
+            step()
+        _sync(device)
+        times.append((time.perf_counter() - start) / n)
+    return statistics.median(times)
+
+
+def training_step(model, tokens, lengths, device):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    sampler = BatchSampler(len(tokens), 256, 0)
+    batches = [batch(tokens, lengths, next(sampler), device) for _ in range(8)]
+    counter = iter(range(10 ** 9))
+
+    def step():
+        x, l = batches[next(counter) % len(batches)]
+        loss = sequence_loss(model(x, l), x, l)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def gru_flops(H: int, token_steps: float) -> float:
+    """Forward + backward of a GRU layer: 3 x 2 x 6H^2 per token step (embedding = H)."""
+    return 36 * H * H * token_steps
+
+
+def matmul_gflops(device, n: int = 2048) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n ** 3 / time_steps(lambda: a @ b, device, n=3) / 1e9
+
+
+def step_counts() -> dict:
+    """Optimizer steps of the paper protocol: the authors' 480 runs each retrain a GRU (40k) before
+    their 60k analysis steps; we train 60 GRUs once and run the 8 analyses on each."""
+    p = PROFILES["paper"]
+    grus = len(p.sizes) * len(p.variants) * len(p.seeds)
+    authors = 480 * (p.gru_steps + p.analysis_steps)
+    ours = grus * p.gru_steps + grus * len(METHODS) * p.analysis_steps
+    return {"authors_steps": authors, "our_steps": ours, "ratio": ours / authors, "grus": grus}
+
+
+def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
+    devices = devices or [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    tokens, lengths = data.load("train", size=50_000)
+    mean_tokens = 2 * lengths.float().mean().item() * 256  # reading + generation, per batch
+    rows = []
+    for device in devices:
+        peak = matmul_gflops(device)
+        rows.append({"device": device.type, "what": "matmul 2048^3", "size": 2048, "ms": float("nan"), "gflops": peak})
+        for H in sizes:
+            torch.manual_seed(0)
+            ours = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
+            ref = time_steps(training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device), device)
+            gflops = gru_flops(H, mean_tokens) / ours / 1e9
+            rows.append({"device": device.type, "what": "GRU train step (ours)", "size": H, "ms": ours * 1e3,
+                         "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup_vs_reference": ref / ours})
+            rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
+        gru = RepeatGRU(ModelConfig(64)).to(device).requires_grad_(False)
+        for method in METHODS:
+            module = build(method, 64).to(device)
+            opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+            t, l = data.load(module.train_set, size=20_000)
+            sampler, g = BatchSampler(len(t), 256, 0), torch.Generator().manual_seed(0)
+
+            def step():
+                x, ln = batch(t, l, next(sampler), device)
+                loss = sequence_loss(module.readout(gru, module.state(gru, x, ln, g), x), x, ln) + module.regularizer()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            gru.train()  # cuDNN backpropagates through RNNs only in train mode
+            rows.append({"device": device.type, "what": f"stage-2 step: {method}", "size": 64,
+                         "ms": time_steps(step, device) * 1e3})
+    return pd.DataFrame(rows)
+
+
+def main() -> int:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    table = run()
+    counts = step_counts()
+    out = ROOT / "figures" / "bench.csv"
+    out.parent.mkdir(exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.3f")
+    with pd.option_context("display.width", 140, "display.max_columns", 10):
+        print(table.round(3).to_string(index=False))
+    print(f"\npaper profile: {counts['our_steps']:,} optimizer steps ({counts['grus']} GRUs trained once) against "
+          f"the authors' {counts['authors_steps']:,} (480 runs x 100k): {counts['ratio']:.2f} of theirs")
+    print(f"written to {out}")
+    return 0

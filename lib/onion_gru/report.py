@@ -1,0 +1,176 @@
+"""Tables, figures and their places on disk: what the notebooks share.
+
+Results are collected through the cache (a missing model is trained on the spot), aggregated into
+long tables with the columns size, variant, method, mean, std, n, profile, and written as CSV and
+Markdown next to the figures (PDF and PNG, one plot style).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from .analysis import AnalysisConfig, get_analysis
+from .profiles import Profile, get_profile
+from .train import GRUConfig, get_gru
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE_ENV = "ONION_GRU_PROFILE"  # nbval cannot inject parameters; CI sets this to "smoke"
+
+METHOD_LABELS = {
+    "linear_unigram": "Linear Unigram", "linear_bigram": "Linear Bigram", "onion_unigram": "Onion Unigram",
+    "probe_linear": "Linear", "probe_mlp": "MLP", "probe_onion": "Onion",
+    "probe_gru_ar": "GRU - AR.", "probe_gru_no_input": "GRU - No in.",
+    "accuracy": "IID (teacher forcing)", "greedy_accuracy": "IID (free-running)",
+    "valid_longer_1": "length 10", "valid_longer_2": "length 11",
+}
+VARIANT_LABELS = {"autoregressive": "Autoregressive", "no_input": "No input"}
+
+
+def active_profile(name: str) -> Profile:
+    """The notebook's ``profile`` parameter, unless the environment names another."""
+    return get_profile(os.environ.get(PROFILE_ENV) or name)
+
+
+def figure_dir(profile: Profile) -> Path:
+    """laptop: figures/ (committed); smoke: build/smoke/figures (never committed); else figures/<name>."""
+    if profile.name == "laptop":
+        path = ROOT / "figures"
+    elif profile.name == "smoke":
+        path = ROOT / "build" / "smoke" / "figures"
+    else:
+        path = ROOT / "figures" / profile.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def set_style():
+    """The one plot style of the project."""
+    import seaborn as sns
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",
+                                "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8,
+                                "ytick.labelsize": 8, "legend.fontsize": 8, "svg.hashsalt": "onion"})
+
+
+def save_figure(fig, stem: str, profile: Profile) -> list[Path]:
+    out = figure_dir(profile)
+    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
+    fig.savefig(paths[0], metadata={"CreationDate": None})
+    fig.savefig(paths[1], metadata={"Software": None})
+    return paths
+
+
+def save_table(table: pd.DataFrame, stem: str, profile: Profile, markdown: str | None = None) -> list[Path]:
+    out = figure_dir(profile)
+    table.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
+    (out / f"{stem}.md").write_text(markdown if markdown is not None else to_markdown(table))
+    return [out / f"{stem}.csv", out / f"{stem}.md"]
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    cells = [[str(c) for c in table.columns]] + [[_fmt(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(r) + " |" for r in cells]
+    lines.insert(1, "|" + "---|" * len(table.columns))
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def gru_results(profile: Profile) -> pd.DataFrame:
+    """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
+    rows = []
+    for size in profile.sizes:
+        for variant in profile.variants:
+            for seed in profile.seeds:
+                m = get_gru(GRUConfig.from_profile(profile, size, variant, seed), eval_size=profile.eval_size)[1]["metrics"]
+                row = {"size": size, "variant": variant, "seed": seed, "accuracy": m["valid"]["accuracy"],
+                       "greedy_accuracy": m["valid"]["greedy_accuracy"],
+                       **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gru_curves(profile: Profile) -> pd.DataFrame:
+    """Validation accuracy against training steps, one row per (GRU, evaluation)."""
+    rows = []
+    for size in profile.sizes:
+        for variant in profile.variants:
+            for seed in profile.seeds:
+                m = get_gru(GRUConfig.from_profile(profile, size, variant, seed), eval_size=profile.eval_size)[1]
+                rows += [{"size": size, "variant": variant, "seed": seed, **point} for point in m["metrics"]["curve"]]
+    return pd.DataFrame(rows)
+
+
+def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd.DataFrame:
+    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, time."""
+    rows = []
+    for size in sizes or profile.sizes:
+        for variant in variants or profile.variants:
+            for seed in profile.seeds:
+                gru = GRUConfig.from_profile(profile, size, variant, seed)
+                for method in methods:
+                    m = get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
+                    main = next(v for v in m["metrics"].values() if isinstance(v, dict))
+                    rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
+                                 "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
+                                 "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
+                                 "train_seconds": m["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
+def aggregate(df: pd.DataFrame, profile: Profile, value: str = "accuracy",
+              by=("size", "variant", "method")) -> pd.DataFrame:
+    """Long format: mean and sample std (ddof=1, as the authors) over seeds, n, profile."""
+    g = df.groupby(list(by), sort=False)[value]
+    out = g.agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else np.nan, n="count").reset_index()
+    out["profile"] = profile.name
+    return out
+
+
+def cell(mean: float, std: float, n: int) -> str:
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 and not np.isnan(std) else f"{mean:.2f}"
+
+
+def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
+    """The paper's layout: one row per (variant, method), one column per N, cells mean ± std."""
+    agg = agg.assign(text=[cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])])
+    wide = agg.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
+    wide.columns = [f"N={c}" for c in wide.columns]
+    wide = wide.reset_index()
+    if "method" in wide:
+        wide["method"] = wide["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    if "variant" in wide:
+        wide["variant"] = wide["variant"].map(lambda v: VARIANT_LABELS.get(v, v))
+    n = int(agg["n"].max())
+    return to_markdown(wide) + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n"
+
+
+def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:
+    row = table[(table.method == method) & (table["size"] == size) & (table.variant == variant)]
+    return float(row["mean"].iloc[0])
+
+
+def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}"):
+    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.5 * len(variants), 2.6), sharey=True,
+                             layout="constrained", squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        sub = runs[runs.variant == variant].assign(method=lambda d: d.method.map(METHOD_LABELS))
+        sns.pointplot(sub, x="size", y="accuracy", hue="method", ax=ax, errorbar="sd", dodge=0.3,
+                      markersize=4, linewidth=1)
+        ax.set(title=title.format(variant=VARIANT_LABELS[variant]), xlabel="hidden size N", ylabel=ylabel,
+               ylim=(-0.02, 1.02))
+        ax.legend(fontsize=6, title=None)
+    return fig, axes[0]
+
+
+def verdict(supported: bool | None) -> str:
+    return {True: "SUPPORTED", False: "NOT SUPPORTED", None: "NOT TESTABLE"}[supported]

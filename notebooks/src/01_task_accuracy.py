@@ -1,0 +1,74 @@
+# %% [markdown]
+# # 01 · How well does the GRU repeat a sequence?
+#
+# **Paper artefact:** the GRU task-accuracy table (rows *Autoregressive* / *No input*, one column per
+# hidden size N; `paper/blackbox/performance.py`).  Every later analysis edits or reads the state of
+# these GRUs, so they have to solve the task first.
+#
+# Metric: sequence-level exact match on the 5,000-sequence validation set (lengths 2-9) with teacher
+# forcing, as the authors.  We add free-running greedy decoding, accuracy by length and the
+# longer-sequence sets (length 10 and 11) the authors built but did not report.
+
+# %% tags=["parameters"]
+profile = "laptop"
+
+# %%
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from onion_gru import report
+
+P = report.active_profile(profile)
+report.set_style()
+print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, {P.gru_steps} GRU steps")
+
+# %% [markdown]
+# ## The table
+# Mean ± sample std over seeds.  Trained models come from the cache in `data/` (or are trained now).
+
+# %%
+runs = report.gru_results(P)
+rows = []
+for metric in ("accuracy", "greedy_accuracy", "valid_longer_1", "valid_longer_2"):
+    agg = report.aggregate(runs.assign(method=metric), P, value=metric)
+    rows.append(agg)
+import pandas as pd
+
+table = pd.concat(rows, ignore_index=True)
+md = report.wide_markdown(table)
+report.save_table(table, "01_task_accuracy", P, markdown=md)
+print(md)
+
+# %% [markdown]
+# ## Accuracy by length, and accuracy against training steps
+# The right panel is the measurement behind the laptop profile's step count (see the README).
+
+# %%
+by_len = runs.melt(id_vars=["size", "variant", "seed"], value_vars=[c for c in runs if c.startswith("length_")],
+                   var_name="length", value_name="acc")
+by_len["length"] = by_len["length"].str.replace("length_", "").astype(int)
+curves = report.gru_curves(P)
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
+sns.lineplot(by_len, x="length", y="acc", hue="size", style="variant", marker="o", ax=axes[0], palette="viridis")
+axes[0].set(xlabel="sequence length", ylabel="exact match", title="validation accuracy by length")
+sns.lineplot(curves, x="step", y="accuracy", hue="size", style="variant", ax=axes[1], palette="viridis")
+axes[1].set(xlabel="GRU training step", ylabel="exact match", title="validation accuracy during training")
+for ax in axes:
+    ax.legend(fontsize=6)
+report.save_figure(fig, "01_task_accuracy", P)
+plt.show()
+
+# %% [markdown]
+# ## Claim check
+# Paper: the analysed GRUs solve the task (the table's values are not available to us; the
+# interventions presuppose near-perfect models).  We call the claim supported when every size and
+# variant reaches a mean exact match of at least 0.9.
+
+# %%
+acc = table[table.method == "accuracy"]
+worst = acc.loc[acc["mean"].idxmin()]
+supported = bool((acc["mean"] >= 0.9).all())
+print(f"Lowest mean accuracy: {worst['mean']:.3f} (N={worst['size']}, {worst['variant']}).")
+print(f"Claim 'the GRUs learn the task': {report.verdict(supported)} under profile {P.name}.")
+if P.name == "smoke":
+    print("(smoke profile: a pipeline check, not science)")

@@ -1,0 +1,59 @@
+# %% [markdown]
+# # 04 · Reading the whole sequence out of the state: probes
+#
+# **Paper artefact:** the probe table (`paper/blackbox/probe.py`): *Linear*, *MLP*, *Onion*,
+# *GRU - autoregressive*, *GRU - no input* probes on the frozen final state h, for both GRU variants,
+# one column per N.  Exact match on the validation set (lengths 2-9; teacher forcing for the
+# autoregressive probes, as the authors; free-running accuracy in the CSV).
+#
+# Linear and MLP probes read all positions at once.  The onion probe peels: it classifies the
+# outermost token, subtracts its embedding at a learned position scale, and repeats.  The GRU probes
+# are fresh decoders started from h, with or without the previous token as input.
+
+# %% tags=["parameters"]
+profile = "laptop"
+
+# %%
+import matplotlib.pyplot as plt
+
+from onion_gru import report
+from onion_gru.analysis import PROBE_METHODS
+
+P = report.active_profile(profile)
+report.set_style()
+print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, {P.analysis_steps} steps per probe")
+
+# %%
+runs = report.analysis_results(P, PROBE_METHODS)
+table = report.aggregate(runs, P)
+free = report.aggregate(runs, P, value="greedy_accuracy").rename(columns={"mean": "free_mean", "std": "free_std"})
+table = table.merge(free[["size", "variant", "method", "free_mean", "free_std"]], on=["size", "variant", "method"])
+md = report.wide_markdown(table, row_keys=("method", "variant"))
+report.save_table(table, "04_probes", P, markdown=md)
+print(md)
+
+# %%
+fig, axes = report.accuracy_by_size(runs, P.variants, ylabel="probe accuracy", title="GRU: {variant}")
+report.save_figure(fig, "04_probes", P)
+plt.show()
+
+# %% [markdown]
+# ## Claim check
+# Paper (via its summaries): in small GRUs the stored tokens are accessible only autoregressively.
+# Supported when, at every N <= 64 of the profile and both variants, the best read-all-at-once probe
+# (linear or MLP) stays below 0.2 while the best autoregressive probe (onion or GRU - AR.) exceeds it by
+# at least 0.3.
+
+# %%
+mean_of = lambda method, size, variant: report.mean_of(table, method, size, variant)
+checks = []
+for variant in P.variants:
+    for n in [n for n in P.sizes if n <= 64]:
+        flat = max(mean_of("probe_linear", n, variant), mean_of("probe_mlp", n, variant))
+        ar = max(mean_of("probe_onion", n, variant), mean_of("probe_gru_ar", n, variant))
+        checks.append(flat < 0.2 and ar - flat >= 0.3)
+        print(f"N={n:4d} {variant:15s} best linear/MLP {flat:.3f}  best autoregressive {ar:.3f}")
+claim = bool(all(checks)) if checks else None
+print(f"Claim 'small GRUs are decodable only autoregressively': {report.verdict(claim)} (profile {P.name})")
+if P.name == "smoke":
+    print("(smoke profile: a pipeline check, not science)")

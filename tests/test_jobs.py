@@ -1,0 +1,92 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import pytest
+
+from onion_gru import cache
+from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, run_jobs
+from onion_gru.profiles import PROFILES, get_profile
+from onion_gru.train import GRUConfig
+
+SMOKE = get_profile("smoke").check(sizes=[16], variants=["autoregressive"])
+
+
+def cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "onion_gru", *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, **kw)
+
+
+def test_paper_profile_is_the_authors_protocol():
+    p = PROFILES["paper"]
+    assert p.sizes == (48, 64, 128, 256, 512, 1024)
+    assert p.variants == ("autoregressive", "no_input") and len(p.seeds) == 5
+    assert (p.gru_steps, p.analysis_steps, p.batch_size, p.eval_every) == (40_000, 60_000, 256, 1_000)
+    assert (p.train_size, p.eval_size) == (1_000_000, 5_000)
+    config = GRUConfig.from_profile(p, 64, "autoregressive", 0)
+    assert (config.lr, config.weight_decay) == (1e-3, 0.1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "huge"], "unknown profile"),
+    (["--profile", "smoke", "--sizes", "48"], "unknown size"),
+    (["--profile", "smoke", "--variants", "lstm"], "unknown variant"),
+    (["--profile", "smoke", "--seeds", "9"], "unknown seed"),
+    (["--profile", "smoke", "--methods", "probe_magic"], "unknown method"),
+])
+def test_bad_input_names_choices_exits_nonzero_and_writes_nothing(tmp_path, args, message):
+    result = cli("train", *args, env={"ONION_GRU_DATA": str(tmp_path / "data")})
+    assert result.returncode == 2
+    assert message in result.stderr and "choose from" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_train_then_nothing_left(cache_root):
+    gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["probe_linear"])
+    assert [j.label for j in gru_jobs] == ["N16-autoregressive-s0"]
+    run_jobs(gru_jobs, workers=1)
+    run_jobs(analysis_jobs, workers=1)
+    assert missing_jobs(SMOKE, ["probe_linear"]) == ([], [])
+
+
+def test_killed_cli_leaves_no_partial_entry_and_rerun_continues(tmp_path):
+    env = {"ONION_GRU_DATA": str(tmp_path / "data")}
+    args = ["train", "--profile", "smoke", "--methods", "none", "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "onion_gru", *args], env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list((tmp_path / "data").glob("gru/*/weights.pt")) and time.time() < deadline:
+        time.sleep(0.05)  # wait until the first model is being written, then kill mid-run
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for entry in (tmp_path / "data" / "gru").iterdir():
+        if (entry / "manifest.json").exists():  # a finished entry is whole and valid
+            assert cache.read_entry(entry) is not None
+    result = cli(*args, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    os.environ["ONION_GRU_DATA"] = env["ONION_GRU_DATA"]
+    try:
+        assert missing_jobs(get_profile("smoke"), []) == ([], [])
+    finally:
+        del os.environ["ONION_GRU_DATA"]
+
+
+def test_submitit_executor_runs_jobs_locally(cache_root, tmp_path):
+    jobs, _ = missing_jobs(SMOKE, [])
+    results = _run_submitit(jobs, {"cluster": "local", "folder": str(tmp_path / "submitit"), "cpus": 1, "minutes": 10})
+    assert [r["label"] for r in results] == ["N16-autoregressive-s0"]
+    assert all(is_done(j) for j in jobs)
+
+
+def test_environment_yml_repeats_the_pyproject_pins():
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pins = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    listed = {line.strip()[2:] for line in (root / "environment.yml").read_text().splitlines()
+              if line.strip().startswith("- ") and "==" in line}
+    assert pins == listed
