@@ -16,6 +16,10 @@ NB_OUT := notebooks
 else
 NB_OUT := build/$(PROFILE)/notebooks
 endif
+# smoke models are never shipped: they live under build/
+ifeq ($(PROFILE),smoke)
+export ONION_GRU_DATA ?= $(CURDIR)/build/smoke-data
+endif
 # FRESH=1: an empty cache under build/fresh, so everything is retrained from scratch
 ifdef FRESH
 export ONION_GRU_DATA := $(CURDIR)/build/fresh/data
@@ -35,14 +39,20 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
 
-reproduce: $(STEMS:%=$(NB_OUT)/%.ipynb)
+# One stamp per executed notebook, under build/ (never committed): a fresh clone regenerates every
+# notebook and figure, an interrupted run resumes with the notebooks not yet done, and a change to a
+# notebook's source or to lib/ reruns it.
+STAMPS := $(STEMS:%=build/$(PROFILE)/%.done)
+reproduce: $(STAMPS)
+	@echo "executed notebooks in $(NB_OUT)/; figures and tables: see the README"
 
-# order-only: the train stage runs first, but a fresh cache alone does not rerun a notebook
-$(NB_OUT)/%.ipynb: notebooks/src/%.py $(LIB) | train
+# order-only: the train stage runs first, but a fresher cache alone does not rerun a notebook
+build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) | train
 	@mkdir -p build/src $(NB_OUT)
 	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
-	$(VENV)/bin/papermill build/src/$*.ipynb $@ -k python3 --cwd notebooks --no-progress-bar \
-	    -p profile $(PROFILE)
+	$(VENV)/bin/papermill build/src/$*.ipynb $(NB_OUT)/$*.ipynb -k python3 --cwd notebooks \
+	    --no-progress-bar -p profile $(PROFILE)
+	@touch $@
 
 # Unit tests, then every notebook under the smoke profile through nbval (models trained on the
 # fly into build/smoke-data, figures under build/smoke/).
