@@ -48,7 +48,7 @@ reproduce: $(STAMPS)
 
 # order-only: the train stage runs first, but a fresher cache alone does not rerun a notebook
 build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) | train
-	@mkdir -p build/src $(NB_OUT)
+	@mkdir -p build/src build/$(PROFILE) $(NB_OUT)
 	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
 	$(VENV)/bin/papermill build/src/$*.ipynb $(NB_OUT)/$*.ipynb -k python3 --cwd notebooks \
 	    --no-progress-bar -p profile $(PROFILE)

@@ -67,8 +67,10 @@ for i, (name, cos) in enumerate(cosines.items()):
     im = axes[0, i].imshow(cos.numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
     axes[0, i].set(title=name, xlabel="position q", ylabel="position p" if i == 0 else None)
     axes[0, i].grid(False)
+    axes[0, i].set_xticks(range(0, 9, 2)), axes[0, i].set_yticks(range(0, 9, 2))
     sub = summary[summary.model == name]
     axes[1, i].plot(sub.position, sub.norm / sub.norm.max(), "o-", ms=3)
+    axes[1, i].set_xticks(range(0, 9, 2))
     axes[1, i].set(xlabel="changed position p", ylabel="|Δh| (relative)" if i == 0 else None, ylim=(0, 1.05))
 fig.colorbar(im, ax=axes[0, :], shrink=0.8, label="cos(Δh_p, Δh_q)")
 report.save_figure(fig, "00_onion_geometry", P)
@@ -78,7 +80,10 @@ plt.show()
 # ## Reading it
 # The claim made visible: in the smallest GRUs, changing the same token at different positions moves
 # the state along overlapping directions (off-diagonal cosine well above the linear store's 0), with
-# position-dependent size; larger GRUs drift towards separate directions.  We call it supported when
+# position-dependent size; larger GRUs drift towards separate directions.  A caveat: any contracting
+# RNN, even an untrained one, shows shared directions with a recency-ordered magnitude (the smoke
+# profile's barely trained GRUs do); what the interventions and probes add is that the trained small
+# GRU actually *uses* this layout to store every token retrievably.  We call it supported when
 # the smallest GRU's mean off-diagonal cosine exceeds 0.3 and exceeds the largest GRU's.
 
 # %%
