@@ -13,3 +13,13 @@ def cache_root(tmp_path, monkeypatch):
     """An empty cache for the test: nothing is read from or written to the project's data/."""
     monkeypatch.setenv("ONION_GRU_DATA", str(tmp_path / "data"))
     return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def project_cache_untouched():
+    """No test may write into the shipped cache under data/ (smoke models belong under build/)."""
+    from onion_gru.cache import DEFAULT_ROOT
+    before = sorted(p.name for p in DEFAULT_ROOT.glob("*/*"))
+    yield
+    after = sorted(p.name for p in DEFAULT_ROOT.glob("*/*"))
+    assert after == before, f"tests wrote into {DEFAULT_ROOT}: {sorted(set(after) - set(before))}"

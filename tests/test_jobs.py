@@ -52,7 +52,7 @@ def test_train_then_nothing_left(cache_root):
     assert missing_jobs(SMOKE, ["probe_linear"]) == ([], [])
 
 
-def test_killed_cli_leaves_no_partial_entry_and_rerun_continues(tmp_path):
+def test_killed_cli_leaves_no_partial_entry_and_rerun_continues(tmp_path, monkeypatch):
     env = {"ONION_GRU_DATA": str(tmp_path / "data")}
     args = ["train", "--profile", "smoke", "--methods", "none", "--workers", "1"]
     proc = subprocess.Popen([sys.executable, "-m", "onion_gru", *args], env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
@@ -67,11 +67,8 @@ def test_killed_cli_leaves_no_partial_entry_and_rerun_continues(tmp_path):
             assert cache.read_entry(entry) is not None
     result = cli(*args, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
-    os.environ["ONION_GRU_DATA"] = env["ONION_GRU_DATA"]
-    try:
-        assert missing_jobs(get_profile("smoke"), []) == ([], [])
-    finally:
-        del os.environ["ONION_GRU_DATA"]
+    monkeypatch.setenv("ONION_GRU_DATA", env["ONION_GRU_DATA"])
+    assert missing_jobs(get_profile("smoke"), []) == ([], [])
 
 
 def test_submitit_executor_runs_jobs_locally(cache_root, tmp_path):
