@@ -81,9 +81,10 @@ plt.show()
 # The claim made visible: in the smallest GRUs, changing the same token at different positions moves
 # the state along overlapping directions (off-diagonal cosine well above the linear store's 0), with
 # position-dependent size; larger GRUs drift towards separate directions.  A caveat: any contracting
-# RNN, even an untrained one, shows shared directions with a recency-ordered magnitude (the smoke
-# profile's barely trained GRUs do); what the interventions and probes add is that the trained small
-# GRU actually *uses* this layout to store every token retrievably.  We call it supported when
+# RNN, even an untrained one, shows shared directions with a magnitude ordered by recency (the last
+# token largest; the smoke profile's barely trained GRUs do).  Trained GRUs order the magnitudes the
+# other way, first token largest, as the onion store does; and what the interventions and probes add
+# is that the small GRU actually *uses* this layout to store every token retrievably.  We call it supported when
 # the smallest GRU's mean off-diagonal cosine exceeds 0.3 and exceeds the largest GRU's.
 
 # %%
