@@ -23,11 +23,12 @@ endif
 # FRESH=1: an empty cache under build/fresh, so everything is retrained from scratch
 ifdef FRESH
 export ONION_GRU_DATA := $(CURDIR)/build/fresh/data
-MAKEFLAGS += --always-make
+FORCE := force
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: reproduce train test bench lab venv clean-build
+.PHONY: reproduce train test bench lab venv clean-build force
+force: ;
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -47,7 +48,7 @@ reproduce: $(STAMPS)
 	@echo "executed notebooks in $(NB_OUT)/; figures and tables: see the README"
 
 # order-only: the train stage runs first, but a fresher cache alone does not rerun a notebook
-build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) | train
+build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) $(FORCE) | train
 	@mkdir -p build/src build/$(PROFILE) $(NB_OUT)
 	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
 	$(VENV)/bin/papermill build/src/$*.ipynb $(NB_OUT)/$*.ipynb -k python3 --cwd notebooks \
