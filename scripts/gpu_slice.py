@@ -18,29 +18,16 @@ import torch
 
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, train_method
-from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss
-from onion_gru.train import BatchSampler, GRUConfig, batch, default_device, train_gru
+from onion_gru.bench import time_steps, training_step
+from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.train import GRUConfig, default_device, train_gru
 from onion_gru import data
 
 
-def seconds_per_gru_step(size: int, device, steps: int = 40) -> float:
-    model = RepeatGRU(ModelConfig(size)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+def seconds_per_gru_step(size: int, device) -> float:
     tokens, lengths = data.load("train")
-    sampler = BatchSampler(len(tokens), 256, 0)
-    for i in range(steps + 10):
-        if i == 10:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.time()
-        x, l = batch(tokens, lengths, next(sampler), device)
-        loss = sequence_loss(model(x, l), x, l)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.time() - start) / steps
+    step = training_step(RepeatGRU(ModelConfig(size)).to(device), tokens, lengths, device)
+    return time_steps(step, device, repeats=1, n=40, warmup=10)
 
 
 def main():
