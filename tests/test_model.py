@@ -17,6 +17,18 @@ def test_encode_then_decode_is_one_gru_pass(variant):
     torch.testing.assert_close(logits, model.fc(out[:, 6:]))
 
 
+@pytest.mark.parametrize("variant", ["autoregressive", "no_input"])
+def test_forward_is_the_same_function_with_and_without_padding(variant):
+    """A same-length batch takes the one-call path, a mixed batch encode + decode: same logits."""
+    torch.manual_seed(0)
+    model = RepeatGRU(ModelConfig(12, variant))
+    x = torch.randint(0, 30, (4, 5))
+    same = model(x, torch.full((4,), 5))
+    mixed = model(torch.cat([x, torch.randint(0, 30, (1, 5))]), torch.tensor([5, 5, 5, 5, 2]))
+    torch.testing.assert_close(same, model.decode(model.encode(x, torch.full((4,), 5)), x))
+    torch.testing.assert_close(same, mixed[:4])
+
+
 def test_encode_uses_each_sequence_own_length():
     torch.manual_seed(0)
     model = RepeatGRU(ModelConfig(8))
@@ -53,6 +65,11 @@ def test_exact_match_and_loss_ignore_padding():
     logits[0, 2] = 100.0  # garbage past the length must not count
     loss = sequence_loss(logits, torch.tensor([[0, 0, 0]]), torch.tensor([2]))
     torch.testing.assert_close(loss, torch.log(torch.tensor(30.0)))
+    summed = sequence_loss(logits, torch.tensor([[0, 0, 0]]), torch.tensor([2]), tokens_per_batch=4.0)
+    torch.testing.assert_close(summed, 2 * torch.log(torch.tensor(30.0)) / 4)
+    logits[0, 2, 2] = 200.0  # no padding (the fast path): a sure right answer at the third position
+    full = sequence_loss(logits, torch.tensor([[0, 0, 2]]), torch.tensor([3]))
+    torch.testing.assert_close(full, 2 * torch.log(torch.tensor(30.0)) / 3)
 
 
 def test_bad_config_names_choices():

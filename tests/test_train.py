@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import BatchSampler, GRUConfig, evaluate, get_gru, train_gru
+from onion_gru.train import BatchSampler, GRUConfig, LengthBucketSampler, evaluate, get_gru, optimizer, train_gru
 from onion_gru.data import load
 
 TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, steps=12, eval_every=6, train_size=5_000)
@@ -55,6 +55,35 @@ def test_sampler_covers_each_epoch_once():
     sampler = BatchSampler(10, 5, 0)
     first_epoch = torch.cat([next(sampler), next(sampler)])
     assert sorted(first_epoch.tolist()) == list(range(10))
+
+
+def test_length_buckets_hold_one_length_and_cover_the_epoch():
+    lengths = torch.tensor([2] * 7 + [3] * 12 + [4] * 5)  # 24 sequences, batches of 4
+    sampler = LengthBucketSampler(lengths, 4, 0)
+    epoch = [next(sampler) for _ in range(6)]  # 1 + 3 + 1 full buckets, leftovers 3 + 0 + 1 -> 1 mixed
+    assert sum(len(lengths[b].unique()) == 1 for b in epoch) == 5
+    seen = torch.cat(epoch)
+    assert len(seen.unique()) == 24
+    assert sorted(torch.cat([next(sampler) for _ in range(6)]).tolist()) == list(range(24))  # next epoch
+
+
+def test_foreach_adamw_gives_the_default_weights_bitwise():
+    """The cache holds weights from the default AdamW; the faster multi-tensor path must not change them."""
+    from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss
+    tokens, lengths = load("valid")
+    weights = []
+    for make in (lambda m: torch.optim.AdamW(m.parameters(), lr=TINY.lr, weight_decay=TINY.weight_decay),
+                 lambda m: optimizer(m, TINY)):
+        torch.manual_seed(0)
+        model = RepeatGRU(ModelConfig(16))
+        opt = make(model)
+        for i in range(5):
+            x, l = tokens[64 * i:64 * (i + 1)].long(), lengths[64 * i:64 * (i + 1)].long()
+            opt.zero_grad()
+            sequence_loss(model(x, l), x, l).backward()
+            opt.step()
+        weights.append(model.rnn.weight_hh_l0)
+    assert torch.equal(*weights)
 
 
 def test_get_gru_caches_and_freezes(cache_root):

@@ -87,14 +87,30 @@ class RepeatGRU(nn.Module):
         return torch.stack(out, 1)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, 30]``.  When every sequence fills the width T (a
+        length-bucketed batch), reading and generation are one RNN call over 2T steps: the same
+        function as ``decode(encode(...))``, with one call fewer and no gather."""
+        T = tokens.shape[1]
+        if bool((lengths == T).all()):
+            inputs = torch.cat([tokens.long(), self.decoder_inputs(tokens)], 1)
+            states, _ = self.rnn(self.embedding(inputs))
+            return self.fc(states[:, T:])
         return self.decode(self.encode(tokens, lengths), tokens)
 
 
-def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Token cross-entropy averaged over all valid tokens of the batch (the authors' loss)."""
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+                  tokens_per_batch: float | None = None) -> torch.Tensor:
+    """Token cross-entropy over all valid tokens of the batch: their mean (the authors' loss), or
+    their sum over ``tokens_per_batch``, a constant (see train.LengthBucketSampler)."""
     T = logits.shape[1]
+    targets = targets[:, :T].long().to(logits.device)
     mask = torch.arange(T, device=logits.device)[None] < lengths[:, None].to(logits.device)
-    return F.cross_entropy(logits[mask], targets[:, :T].long().to(logits.device)[mask])
+    reduction = "mean" if tokens_per_batch is None else "sum"
+    if bool(mask.all()):  # no padding: skip the boolean gather
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction=reduction)
+    else:
+        loss = F.cross_entropy(logits[mask], targets[mask], reduction=reduction)
+    return loss if tokens_per_batch is None else loss / tokens_per_batch
 
 
 def exact_match(predictions: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
