@@ -94,3 +94,10 @@ def test_get_gru_caches_and_freezes(cache_root):
     assert manifest["config"] == asdict(TINY) and manifest["metrics"]["curve"]
     again, _ = get_gru(TINY, "cpu")  # a hit: same weights, no training
     assert torch.equal(again.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
+
+
+def test_paper_profile_step_count_is_two_thirds_of_the_authors():
+    from onion_gru.bench import step_counts
+    counts = step_counts()  # 60 GRUs x 40k + 60 x 8 analyses x 60k, against 480 x (40k + 60k)
+    assert (counts["grus"], counts["our_steps"], counts["authors_steps"]) == (60, 31_200_000, 48_000_000)
+    assert counts["ratio"] <= 2 / 3

@@ -1,11 +1,17 @@
 """``make bench``: our training step against a direct ``torch.nn.GRU`` reference, every stage-2
-method's step, the achieved GFLOP/s against a large matmul, and the optimizer-step count of the
-paper profile against the authors'.  Medians over repeats after a warm-up; writes figures/bench.csv.
+method's step, the achieved GFLOP/s against a large matmul, the throughput of two 1-thread worker
+processes against one 2-thread process, and the optimizer-step count of the paper profile against
+the authors'.  Medians over repeats after a warm-up; writes figures/bench.csv, whose ``speedup``
+column is against the nn.GRU reference step (step rows) or against one 2-thread process (the
+2-worker row).
 """
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
+from dataclasses import replace
 
 import pandas as pd
 import torch
@@ -16,7 +22,8 @@ from .analysis import METHODS, AnalysisConfig, build
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES
 from .report import ROOT
-from .train import BatchSampler, batch
+from .train import BatchSampler, GRUConfig, LengthBucketSampler, batch, optimizer
+from .train import training_step as our_step
 
 
 class DirectSeq2Seq(nn.Module):
@@ -55,11 +62,16 @@ def time_steps(step, device, repeats: int = 5, n: int = 10, warmup: int = 5) -> 
     return statistics.median(times)
 
 
-def training_step(model, tokens, lengths, device):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    sampler = BatchSampler(len(tokens), 256, 0)
+def training_step(model, tokens, lengths, device, sampler=None):
+    """One optimizer step on 256 sequences of the training set, cycling through 8 prepared batches.
+    Our model takes our step (train.training_step, train.optimizer); the reference the plain loop."""
+    sampler = sampler or BatchSampler(len(tokens), 256, 0)
     batches = [batch(tokens, lengths, next(sampler), device) for _ in range(8)]
     counter = iter(range(10 ** 9))
+    if isinstance(model, RepeatGRU):
+        opt = optimizer(model, GRUConfig(model.config.hidden_size, model.config.variant, 0, 0, 0))
+        return lambda: our_step(model, opt, *batches[next(counter) % len(batches)])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
 
     def step():
         x, l = batches[next(counter) % len(batches)]
@@ -102,10 +114,16 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
             torch.manual_seed(0)
             ours = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
             ref = time_steps(training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device), device)
+            # same-length batches: not what the profiles train with (README, "Speed"), timed for the record
+            buckets = LengthBucketSampler(lengths, 256, 0)
+            bucketed = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device,
+                                                buckets), device)
             gflops = gru_flops(H, mean_tokens) / ours / 1e9
             rows.append({"device": device.type, "what": "GRU train step (ours)", "size": H, "ms": ours * 1e3,
-                         "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup_vs_reference": ref / ours})
+                         "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup": ref / ours})
             rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
+            rows.append({"device": device.type, "what": "GRU train step (ours, length-bucketed batches)", "size": H,
+                         "ms": bucketed * 1e3, "speedup": ref / bucketed})
         gru = RepeatGRU(ModelConfig(64)).to(device).requires_grad_(False)
         for method in METHODS:
             module = build(method, 64).to(device)
@@ -125,9 +143,36 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def worker_throughput(size: int = 64, steps: int = 1500, models: int = 4) -> dict:
+    """Model-steps per second of a whole ``train`` stage (``models`` GRUs of ``steps`` steps, with
+    their evaluation) run by 2 one-thread worker processes against 1 process with both threads."""
+    from .jobs import Job, run_jobs
+    profile = replace(PROFILES["laptop"], name="bench", sizes=(size,), variants=("autoregressive",),
+                      seeds=tuple(range(models)), gru_steps=steps, eval_every=steps, eval_size=1000)
+    jobs = [Job(profile, size, "autoregressive", seed) for seed in profile.seeds]
+    before, out = os.environ.get("ONION_GRU_DATA"), {}
+    try:
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as root:
+                os.environ["ONION_GRU_DATA"] = root  # an empty cache: every job trains
+                start = time.perf_counter()
+                run_jobs(jobs, workers)
+                out[workers] = models * steps / (time.perf_counter() - start)
+    finally:
+        os.environ.pop("ONION_GRU_DATA") if before is None else os.environ.update(ONION_GRU_DATA=before)
+    return {"one_process_steps_per_s": out[1], "two_workers_steps_per_s": out[2], "ratio": out[2] / out[1]}
+
+
 def main() -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     table = run()
+    if (os.cpu_count() or 1) >= 2:
+        w = worker_throughput()
+        table = pd.concat([table, pd.DataFrame([
+            {"device": "cpu", "what": "train stage, 1 process x 2 threads (model-steps/s)", "size": 64,
+             "steps_per_s": w["one_process_steps_per_s"]},
+            {"device": "cpu", "what": "train stage, 2 workers x 1 thread (model-steps/s)", "size": 64,
+             "steps_per_s": w["two_workers_steps_per_s"], "speedup": w["ratio"]}])])
     counts = step_counts()
     out = ROOT / "figures" / "bench.csv"
     out.parent.mkdir(exist_ok=True)

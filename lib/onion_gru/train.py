@@ -66,7 +66,7 @@ class LengthBucketSampler:
     by length and cut into full batches, served in random order; the leftovers of every length are
     pooled into mixed-length batches, so an epoch visits every sequence once but the last partial batch.
 
-    Not used by any profile: its steps are 1.5-1.7x faster on 2 CPU cores (``make bench``), but a GRU
+    Not used by any profile: its steps are 1.3-1.7x faster on 2 CPU cores (``make bench``), but a GRU
     learns less per step from same-length batches, about as much per second of training
     (scripts/batching_tradeoff.py; README, "Speed")."""
 
