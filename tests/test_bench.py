@@ -1,0 +1,31 @@
+import math
+
+import torch
+
+from onion_gru import bench
+from onion_gru.analysis import METHODS
+
+
+def test_bench_table_has_every_required_row():
+    """`make bench` on CPU: ours, the nn.GRU reference and the bucketed step per size, the matmul
+    ceiling, and one row per stage-2 method, each with a positive time."""
+    table = bench.run(devices=[torch.device("cpu")], sizes=(8,))
+    whats = set(table["what"])
+    assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
+            "GRU train step (ours, length-bucketed batches)"} <= whats
+    assert {f"stage-2 step: {m}" for m in METHODS} <= whats
+    ours = table[table["what"] == "GRU train step (ours)"].iloc[0]
+    ref = table[table["what"] == "GRU train step (nn.GRU reference)"].iloc[0]
+    assert ours["ms"] > 0 and math.isclose(ours["speedup"], ref["ms"] / ours["ms"], rel_tol=1e-9)
+    assert 0 < ours["pct_of_matmul"] < 100
+
+
+def test_reference_and_ours_compute_the_same_loss():
+    """The reference is the same model written directly: with our weights it gives our logits."""
+    torch.manual_seed(0)
+    ours = bench.RepeatGRU(bench.ModelConfig(12))
+    ref = bench.DirectSeq2Seq(12)
+    ref.load_state_dict(ours.state_dict())  # same parameter names and shapes
+    x, lengths = torch.randint(0, 30, (5, 7)), torch.tensor([7, 3, 5, 2, 7])
+    mask = torch.arange(7)[None] < lengths[:, None]
+    torch.testing.assert_close(ref(x, lengths)[mask], ours(x, lengths)[mask])
