@@ -29,3 +29,12 @@ def test_reference_and_ours_compute_the_same_loss():
     x, lengths = torch.randint(0, 30, (5, 7)), torch.tensor([7, 3, 5, 2, 7])
     mask = torch.arange(7)[None] < lengths[:, None]
     torch.testing.assert_close(ref(x, lengths)[mask], ours(x, lengths)[mask])
+
+
+def test_worker_throughput_trains_into_a_temporary_cache_and_restores_it(cache_root):
+    import os
+    before = os.environ.get("ONION_GRU_DATA")
+    result = bench.worker_throughput(size=8, steps=4, models=2)
+    assert result["one_process_steps_per_s"] > 0 and result["two_workers_steps_per_s"] > 0
+    assert os.environ.get("ONION_GRU_DATA") == before
+    assert not any(cache_root.rglob("manifest.json"))  # nothing landed in the caller's cache

@@ -67,6 +67,11 @@ def test_length_buckets_hold_one_length_and_cover_the_epoch():
     assert sorted(torch.cat([next(sampler) for _ in range(6)]).tolist()) == list(range(24))  # next epoch
 
 
+def test_unknown_batching_names_the_choices():
+    with pytest.raises(ValueError, match="choose from"):
+        train_gru(TINY, "cpu", batching="sorted")
+
+
 def test_foreach_adamw_gives_the_default_weights_bitwise():
     """The cache holds weights from the default AdamW; the faster multi-tensor path must not change them."""
     from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss

@@ -159,7 +159,10 @@ def worker_throughput(size: int = 64, steps: int = 1500, models: int = 4) -> dic
                 run_jobs(jobs, workers)
                 out[workers] = models * steps / (time.perf_counter() - start)
     finally:
-        os.environ.pop("ONION_GRU_DATA") if before is None else os.environ.update(ONION_GRU_DATA=before)
+        if before is None:
+            del os.environ["ONION_GRU_DATA"]
+        else:
+            os.environ["ONION_GRU_DATA"] = before
     return {"one_process_steps_per_s": out[1], "two_workers_steps_per_s": out[2], "ratio": out[2] / out[1]}
 
 

@@ -153,6 +153,8 @@ def train_gru(config: GRUConfig, device=None, eval_size: int | None = None,
               batching: str = "random") -> tuple[RepeatGRU, dict]:
     """Train from scratch. Returns the model and metrics: the final validation result and the curve.
     ``batching="length_buckets"`` is for the speed experiment only (see LengthBucketSampler)."""
+    if batching not in SAMPLERS:
+        raise ValueError(f"unknown batching {batching!r}; choose from {sorted(SAMPLERS)}")
     device = device or default_device()
     torch.manual_seed(config.seed)
     model = RepeatGRU(config.model_config).to(device)
