@@ -28,6 +28,9 @@ def test_paper_profile_is_the_authors_protocol():
     assert (p.train_size, p.eval_size) == (1_000_000, 5_000)
     config = GRUConfig.from_profile(p, 64, "autoregressive", 0)
     assert (config.lr, config.weight_decay) == (1e-3, 0.1)
+    assert len(p.grus()) == 60  # the 60 GRUs that every analysis shares
+    assert PROFILES["smoke"].grus() == [(16, "autoregressive", 0), (16, "no_input", 0),
+                                        (32, "autoregressive", 0), (32, "no_input", 0)]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -77,6 +77,16 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
     return out
 
 
+def method_step(gru: RepeatGRU, module, opt, x, l, generator) -> torch.Tensor:
+    """One optimizer step of a method on the frozen GRU's states (gradients flow through the GRU)."""
+    h = module.state(gru, x, l, generator)
+    loss = sequence_loss(module.readout(gru, h, x), x, l) + module.regularizer()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None = None,
                  train_data=None, eval_data: dict | None = None) -> tuple[torch.nn.Module, dict]:
     """Train ``config.method`` on the frozen ``gru`` and evaluate it on the method's sets.
@@ -94,12 +104,7 @@ def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None 
     # mode changes nothing else (the authors' GRU also stayed in train mode).  Its weights stay frozen.
     gru.train()
     for step in range(1, config.steps + 1):
-        x, l = batch(tokens, lengths, next(sampler), gru.device)
-        h = module.state(gru, x, l, generator)
-        loss = sequence_loss(module.readout(gru, h, x), x, l) + module.regularizer()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = method_step(gru, module, opt, *batch(tokens, lengths, next(sampler), gru.device), generator)
         if eval_every and step % eval_every == 0:
             curve.append({"step": step, "loss": loss.item()})
     seconds = time.time() - start

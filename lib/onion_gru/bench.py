@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from . import data
-from .analysis import METHODS, AnalysisConfig, build
+from .analysis import METHODS, build, method_step
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES
 from .report import ROOT
@@ -132,11 +132,7 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
             sampler, g = BatchSampler(len(t), 256, 0), torch.Generator().manual_seed(0)
 
             def step():
-                x, ln = batch(t, l, next(sampler), device)
-                loss = sequence_loss(module.readout(gru, module.state(gru, x, ln, g), x), x, ln) + module.regularizer()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                method_step(gru, module, opt, *batch(t, l, next(sampler), device), g)
             gru.train()  # cuDNN backpropagates through RNNs only in train mode
             rows.append({"device": device.type, "what": f"stage-2 step: {method}", "size": 64,
                          "ms": time_steps(step, device) * 1e3})

@@ -21,14 +21,13 @@ def change_vectors(model, length: int = 9, n: int = 500, seed: int = 0) -> torch
     base = torch.randint(0, N_SYMBOLS, (n, length), generator=g)
     a = torch.randint(0, N_SYMBOLS, (n,), generator=g)
     b = (a + torch.randint(1, N_SYMBOLS, (n,), generator=g)) % N_SYMBOLS  # b != a
-    lengths = torch.full((n,), length)
+    lengths = torch.full((n,), length, device=model.device)
     out = []
     for p in range(length):
         with_a, with_b = base.clone(), base.clone()
         with_a[:, p], with_b[:, p] = a, b
-        device = model.device
-        out.append((model.encode(with_b.to(device), lengths.to(device))
-                    - model.encode(with_a.to(device), lengths.to(device))).cpu())
+        out.append((model.encode(with_b.to(model.device), lengths)
+                    - model.encode(with_a.to(model.device), lengths)).cpu())
     return torch.stack(out)
 
 

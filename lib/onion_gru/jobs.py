@@ -46,7 +46,7 @@ def is_done(job: Job) -> bool:
 
 
 def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
-    cells = [(n, v, s) for n in profile.sizes for v in profile.variants for s in profile.seeds]
+    cells = profile.grus()
     grus = [Job(profile, *c) for c in cells]
     analyses = [Job(profile, *c, m) for c in cells for m in methods]
     # largest first, so the longest job does not start last

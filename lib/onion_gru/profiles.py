@@ -26,6 +26,10 @@ class Profile:
     eval_size: int = 5_000  # evaluation sets are truncated to this many sequences
     batch_size: int = 256
 
+    def grus(self) -> list[tuple[int, str, int]]:
+        """Every (size, variant, seed) of the profile: one GRU each, in a fixed order."""
+        return [(n, v, s) for n in self.sizes for v in self.variants for s in self.seeds]
+
     def check(self, sizes=None, variants=None, seeds=None) -> "Profile":
         """This profile restricted to a subset; unknown values raise with the valid choices."""
         for label, asked, valid in (("size", sizes, self.sizes), ("variant", variants, self.variants),

@@ -7,6 +7,7 @@ Markdown next to the figures (PDF and PNG, one plot style).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -82,45 +83,40 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _gru_metrics(profile: Profile):
+    """(size, variant, seed, metrics) of every GRU of the profile, training what is missing."""
+    for size, variant, seed in profile.grus():
+        config = GRUConfig.from_profile(profile, size, variant, seed)
+        yield size, variant, seed, get_gru(config, eval_size=profile.eval_size)[1]["metrics"]
+
+
 def gru_results(profile: Profile) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
-    rows = []
-    for size in profile.sizes:
-        for variant in profile.variants:
-            for seed in profile.seeds:
-                m = get_gru(GRUConfig.from_profile(profile, size, variant, seed), eval_size=profile.eval_size)[1]["metrics"]
-                row = {"size": size, "variant": variant, "seed": seed, "accuracy": m["valid"]["accuracy"],
-                       "greedy_accuracy": m["valid"]["greedy_accuracy"],
-                       **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
-                rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "accuracy": m["valid"]["accuracy"],
+                          "greedy_accuracy": m["valid"]["greedy_accuracy"],
+                          **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
+                         for size, variant, seed, m in _gru_metrics(profile)])
 
 
 def gru_curves(profile: Profile) -> pd.DataFrame:
     """Validation accuracy against training steps, one row per (GRU, evaluation)."""
-    rows = []
-    for size in profile.sizes:
-        for variant in profile.variants:
-            for seed in profile.seeds:
-                m = get_gru(GRUConfig.from_profile(profile, size, variant, seed), eval_size=profile.eval_size)[1]
-                rows += [{"size": size, "variant": variant, "seed": seed, **point} for point in m["metrics"]["curve"]]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, **point}
+                         for size, variant, seed, m in _gru_metrics(profile) for point in m["curve"]])
 
 
 def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd.DataFrame:
     """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, time."""
     rows = []
-    for size in sizes or profile.sizes:
-        for variant in variants or profile.variants:
-            for seed in profile.seeds:
-                gru = GRUConfig.from_profile(profile, size, variant, seed)
-                for method in methods:
-                    m = get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
-                    main = next(v for v in m["metrics"].values() if isinstance(v, dict))
-                    rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
-                                 "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
-                                 "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
-                                 "train_seconds": m["train_seconds"]})
+    cells = replace(profile, sizes=tuple(sizes or profile.sizes), variants=tuple(variants or profile.variants))
+    for size, variant, seed in cells.grus():
+        gru = GRUConfig.from_profile(profile, size, variant, seed)
+        for method in methods:
+            m = get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
+            main = next(v for v in m["metrics"].values() if isinstance(v, dict))
+            rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
+                         "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
+                         "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
+                         "train_seconds": m["train_seconds"]})
     return pd.DataFrame(rows)
 
 
