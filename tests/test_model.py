@@ -19,7 +19,7 @@ def test_encode_then_decode_is_one_gru_pass(variant):
 
 @pytest.mark.parametrize("variant", ["autoregressive", "no_input"])
 def test_forward_is_the_same_function_with_and_without_padding(variant):
-    """A same-length batch takes the one-call path, a mixed batch encode + decode: same logits."""
+    """A sequence's logits do not depend on the other sequences of its batch or on their lengths."""
     torch.manual_seed(0)
     model = RepeatGRU(ModelConfig(12, variant))
     x = torch.randint(0, 30, (4, 5))
@@ -27,6 +27,16 @@ def test_forward_is_the_same_function_with_and_without_padding(variant):
     mixed = model(torch.cat([x, torch.randint(0, 30, (1, 5))]), torch.tensor([5, 5, 5, 5, 2]))
     torch.testing.assert_close(same, model.decode(model.encode(x, torch.full((4,), 5)), x))
     torch.testing.assert_close(same, mixed[:4])
+
+
+def test_decode_with_lengths_skips_the_padding():
+    """Given lengths, positions inside each length are unchanged and those past it are 0."""
+    torch.manual_seed(0)
+    model = RepeatGRU(ModelConfig(12))
+    x, lengths = torch.randint(0, 30, (3, 6)), torch.tensor([6, 2, 4])
+    h = model.encode(x, lengths)
+    inside = (torch.arange(6)[None] < lengths[:, None])[..., None]
+    torch.testing.assert_close(model.decode(h, x, lengths=lengths), model.decode(h, x) * inside)
 
 
 def test_encode_uses_each_sequence_own_length():

@@ -64,7 +64,7 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
         x, l = batch(tokens, lengths, torch.arange(start, min(start + batch_size, len(tokens))), gru.device)
         g_state = generator.get_state()
         h = module.state(gru, x, l, generator)
-        tf.append(exact_match(module.readout(gru, h, x).argmax(-1), x, l).cpu())
+        tf.append(exact_match(module.readout(gru, h, x, l).argmax(-1), x, l).cpu())
         free.append(exact_match(module.generate(gru, h, x.shape[1]), x, l).cpu())
         if isinstance(module, _Intervention):  # replay the same corruption without the patch
             generator.set_state(g_state)
@@ -80,7 +80,7 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
 def method_step(gru: RepeatGRU, module, opt, x, l, generator) -> torch.Tensor:
     """One optimizer step of a method on the frozen GRU's states (gradients flow through the GRU)."""
     h = module.state(gru, x, l, generator)
-    loss = sequence_loss(module.readout(gru, h, x), x, l) + module.regularizer()
+    loss = sequence_loss(module.readout(gru, h, x, l), x, l) + module.regularizer()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -94,7 +94,7 @@ def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None 
     own sets (the hand-built known-answer tests use short sequences)."""
     torch.manual_seed(config.seed)
     module = build(config.method, gru.config.hidden_size).to(gru.device)
-    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
     sampler = BatchSampler(len(tokens), config.batch_size, config.seed)
     generator = torch.Generator().manual_seed(config.seed)

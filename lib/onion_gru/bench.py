@@ -127,7 +127,7 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         gru = RepeatGRU(ModelConfig(64)).to(device).requires_grad_(False)
         for method in METHODS:
             module = build(method, 64).to(device)
-            opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+            opt = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)  # as analysis.train_method
             t, l = data.load(module.train_set, size=20_000)
             sampler, g = BatchSampler(len(t), 256, 0), torch.Generator().manual_seed(0)
 

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 # Bump when a change to training or analysis code changes what a config produces.
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data"
 

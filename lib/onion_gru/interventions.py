@@ -28,8 +28,8 @@ def random_tokens(shape, generator, device) -> torch.Tensor:
 class _Intervention(nn.Module):
     """The frozen GRU's own decoder reads the (patched) state."""
 
-    def readout(self, gru: RepeatGRU, h, targets):
-        return gru.decode(h, targets)
+    def readout(self, gru: RepeatGRU, h, targets, lengths=None):
+        return gru.decode(h, targets, lengths=lengths)
 
     def generate(self, gru: RepeatGRU, h, steps: int):
         return gru.generate(h, steps)

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import N_SYMBOLS
+from .fastgru import Packing, gru_packed
 
 SOS = N_SYMBOLS  # start-of-generation token id (30)
 NO_INPUT = N_SYMBOLS + 1  # constant decoder input of the "no input" variant (31)
@@ -48,10 +49,11 @@ class RepeatGRU(nn.Module):
         return self.fc.weight.device
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Read ``tokens [B, T]``; return each sequence's state after its own last token, ``[B, H]``.
-
-        Running the padded batch and gathering at ``length - 1`` equals packing (the GRU is causal)
-        and is faster on small CPUs than pack_padded_sequence."""
+        """Read ``tokens [B, T]``; return each sequence's state after its own last token, ``[B, H]``."""
+        if self.device.type == "cpu":  # packed, by hand (fastgru.py says why)
+            packing = Packing.of(lengths, *tokens.shape)
+            return gru_packed(self.rnn, self.embedding(packing.pack(tokens.long())), packing, final=True)
+        # running the padded batch and gathering at length - 1 equals packing (the GRU is causal)
         out, _ = self.rnn(self.embedding(tokens.long()))
         idx = (lengths.long() - 1).to(out.device)
         return out[torch.arange(len(idx), device=out.device), idx]
@@ -66,10 +68,18 @@ class RepeatGRU(nn.Module):
             rest = targets[:, :-1].long()
         return torch.cat([sos, rest], 1)
 
-    def decode(self, h: torch.Tensor, targets: torch.Tensor, return_states: bool = False):
+    def decode(self, h: torch.Tensor, targets: torch.Tensor, return_states: bool = False,
+               lengths: torch.Tensor | None = None):
         """Teacher-forced generation from state ``h [B, H]``: logits ``[B, T, 30]`` for T = targets' width.
-        Positions past a sequence's length are garbage and must be masked by the caller."""
-        states, _ = self.rnn(self.embedding(self.decoder_inputs(targets)), h.unsqueeze(0).contiguous())
+        Positions past a sequence's length are garbage and must be masked by the caller; given
+        ``lengths``, the CPU path does not compute them (they are 0)."""
+        inputs = self.decoder_inputs(targets)
+        if self.device.type == "cpu":
+            packing = Packing.of(lengths, *inputs.shape)
+            states = gru_packed(self.rnn, self.embedding(packing.pack(inputs)), packing, h)
+            logits = packing.unpack(self.fc(states))
+            return (logits, packing.unpack(states)) if return_states else logits
+        states, _ = self.rnn(self.embedding(inputs), h.unsqueeze(0).contiguous())
         logits = self.fc(states)
         return (logits, states) if return_states else logits
 
@@ -87,15 +97,8 @@ class RepeatGRU(nn.Module):
         return torch.stack(out, 1)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits ``[B, T, 30]``.  When every sequence fills the width T (a
-        length-bucketed batch), reading and generation are one RNN call over 2T steps: the same
-        function as ``decode(encode(...))``, with one call fewer and no gather."""
-        T = tokens.shape[1]
-        if bool((lengths == T).all()):
-            inputs = torch.cat([tokens.long(), self.decoder_inputs(tokens)], 1)
-            states, _ = self.rnn(self.embedding(inputs))
-            return self.fc(states[:, T:])
-        return self.decode(self.encode(tokens, lengths), tokens)
+        """Teacher-forced logits ``[B, T, 30]``, positions past each length masked by the loss."""
+        return self.decode(self.encode(tokens, lengths), tokens, lengths=lengths)
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from .data import N_SYMBOLS
 from .interventions import OnionScale
+from .fastgru import gru_sequence
 from .model import SOS, RepeatGRU
 
 MAX_LEN = 9
@@ -30,7 +31,7 @@ class _ProbeBase(nn.Module):
     def regularizer(self):
         return torch.zeros(())
 
-    def readout(self, gru, h, targets):
+    def readout(self, gru, h, targets, lengths=None):  # lengths: see RepeatGRU.decode
         return self(h, targets)
 
     def generate(self, gru, h, steps: int) -> torch.Tensor:
@@ -89,8 +90,7 @@ class GRUProbe(_ProbeBase):
     def forward(self, h, targets):
         sos = torch.full((len(h), 1), SOS, dtype=torch.long, device=h.device)
         prev = torch.cat([sos, targets[:, :-1].long()], 1)
-        out, _ = self.rnn(self._inputs(prev), h[None].contiguous())
-        return self.fc(out)
+        return self.fc(gru_sequence(self.rnn, self._inputs(prev), h))
 
     def generate(self, gru, h, steps):
         token = torch.full((len(h), 1), SOS, dtype=torch.long, device=h.device)

@@ -55,7 +55,7 @@ class LinearStore(_Store):
         h[:, :T] = blocks
         return h.reshape(B, -1)
 
-    def decode(self, h, targets):
+    def decode(self, h, targets, lengths=None):
         T = targets.shape[1]
         blocks = h.view(len(h), MAX_LEN, self.code_dim)[:, :T]
         return 20.0 * blocks @ self.codes.T
@@ -71,7 +71,7 @@ class OnionStore(_Store):
         weights = self.gamma ** torch.arange(T, dtype=torch.float)[None] * (torch.arange(T)[None] < lengths[:, None])
         return (nn.functional.one_hot(tokens.long(), N_SYMBOLS).float() * weights[..., None]).sum(1)
 
-    def decode(self, h, targets):
+    def decode(self, h, targets, lengths=None):
         logits = []
         for t in range(targets.shape[1]):
             logits.append(h * (3.0 / self.gamma ** t))  # argmax picks the leading (largest) layer
