@@ -20,6 +20,14 @@ def test_bench_table_has_every_required_row():
     assert 0 < ours["pct_of_matmul"] < 100
 
 
+def test_time_interleaved_calls_each_step_in_turns():
+    calls = []
+    medians = bench.time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")],
+                                     torch.device("cpu"), repeats=3, n=2, warmup=1)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert len(medians) == 2 and all(m > 0 for m in medians)
+
+
 def test_reference_and_ours_compute_the_same_loss():
     """The reference is the same model written directly: with our weights it gives our logits."""
     torch.manual_seed(0)

@@ -1,9 +1,9 @@
 """``make bench``: our training step against a direct ``torch.nn.GRU`` reference, every stage-2
 method's step, the achieved GFLOP/s against a large matmul, the throughput of two 1-thread worker
 processes against one 2-thread process, and the optimizer-step count of the paper profile against
-the authors'.  Medians over repeats after a warm-up; writes figures/bench.csv, whose ``speedup``
-column is against the nn.GRU reference step (step rows) or against one 2-thread process (the
-2-worker row).
+the authors'.  Medians over repeats after a warm-up (the training steps timed in turns); writes
+figures/bench.csv, whose ``speedup`` column is against the nn.GRU reference step (step rows) or
+against one 2-thread process (the 2-worker row).
 """
 from __future__ import annotations
 
@@ -49,17 +49,25 @@ def _sync(device):
 
 def time_steps(step, device, repeats: int = 5, n: int = 10, warmup: int = 5) -> float:
     """Median seconds per call of ``step``: ``repeats`` timings of ``n`` calls after a warm-up."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(n):
+    return time_interleaved([step], device, repeats, n, warmup)[0]
+
+
+def time_interleaved(steps, device, repeats: int = 15, n: int = 5, warmup: int = 5) -> list[float]:
+    """Median seconds per call of each of ``steps``, timed in turns (n calls of each, ``repeats``
+    rounds), so that a slow spell of a shared machine hits all of them alike."""
+    for step in steps:
+        for _ in range(warmup):
             step()
-        _sync(device)
-        times.append((time.perf_counter() - start) / n)
-    return statistics.median(times)
+    times = [[] for _ in steps]
+    for _ in range(repeats):
+        for step, out in zip(steps, times):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            _sync(device)
+            out.append((time.perf_counter() - start) / n)
+    return [statistics.median(t) for t in times]
 
 
 def training_step(model, tokens, lengths, device, sampler=None):
@@ -112,12 +120,12 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         rows.append({"device": device.type, "what": "matmul 2048^3", "size": 2048, "ms": float("nan"), "gflops": peak})
         for H in sizes:
             torch.manual_seed(0)
-            ours = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
-            ref = time_steps(training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device), device)
             # same-length batches: not what the profiles train with (README, "Speed"), timed for the record
             buckets = LengthBucketSampler(lengths, 256, 0)
-            bucketed = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device,
-                                                buckets), device)
+            ours, ref, bucketed = time_interleaved([
+                training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device),
+                training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device),
+                training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device, buckets)], device)
             gflops = gru_flops(H, mean_tokens) / ours / 1e9
             rows.append({"device": device.type, "what": "GRU train step (ours)", "size": H, "ms": ours * 1e3,
                          "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup": ref / ours})

@@ -4,7 +4,7 @@ Why: at the sizes of this task (N <= 256, batch 256) a CPU training step is boun
 kernels, and at N >= 128 also by the arithmetic spent on padding.  ``nn.GRU`` on CPU records about a
 dozen autograd nodes per time step (two sigmoids on strided chunks alone cost a quarter of its
 forward) and replays each in the backward.  Here:
-- each time step is 5 kernels forward and 3 backward: every backward factor is computed for all
+- each time step is 6 kernels forward and 3 backward: every backward factor is computed for all
   steps at once after the loop, so the recurrence only multiplies the incoming gradient by them and
   runs one matmul;
 - inputs and states carry a constant 1 in an extra column and each weight matrix its bias as an
@@ -77,12 +77,12 @@ class PackedGRU(torch.autograd.Function):
         gi_rz, gi_n, gh_rz, gh_n = (a.split(sizes) for a in (gi[:, :2 * H], gi[:, 2 * H:], gh[:, :2 * H], gh[:, 2 * H:]))
         steps = zip(sizes, s_blocks, s_outs, gh.split(sizes), gi_rz, gi_n, gh_rz, gh_n, rz.split(sizes),
                     rz[:, :H].split(sizes), rz[:, H:].split(sizes), n.split(sizes))
-        for n_t, s_in, s_out, gh_t, gi_rz_t, gi_n_t, gh_rz_t, gh_n_t, rz_t, r_t, z_t, n_t_ in steps:
-            h_in = s_in[:n_t]
+        for size, s_in, s_out, gh_t, gi_rz_t, gi_n_t, gh_rz_t, gh_n_t, rz_t, r_t, z_t, n_t in steps:
+            h_in = s_in[:size]  # the sequences still running are the first ``size`` of the block
             torch.mm(h_in, w_hh1_t, out=gh_t)
             torch.add(gi_rz_t, gh_rz_t, out=rz_t).sigmoid_()
-            torch.addcmul(gi_n_t, r_t, gh_n_t, out=n_t_).tanh_()
-            torch.lerp(n_t_, h_in[:, :H], z_t, out=s_out)  # (1 - z) n + z h
+            torch.addcmul(gi_n_t, r_t, gh_n_t, out=n_t).tanh_()
+            torch.lerp(n_t, h_in[:, :H], z_t, out=s_out)  # (1 - z) n + z h
         ctx.packing, ctx.final = packing, final
         ctx.save_for_backward(x1, w_ih, w_hh, gh, rz, n, s)
         return s[B:, :H].index_select(0, packing.last) if final else s[B:, :H].contiguous()
@@ -93,7 +93,7 @@ class PackedGRU(torch.autograd.Function):
         packing = ctx.packing
         B, H, sizes = len(packing.order), n.shape[1], packing.sizes
         # each step's input state (with its column of ones), packed like the gates
-        h_prev1 = torch.cat([block[:n_t] for block, n_t in zip(s.split((B,) + sizes), sizes)])
+        h_prev1 = torch.cat([block[:size] for block, size in zip(s.split((B,) + sizes), sizes)])
         r, z, h_prev = rz[:, :H], rz[:, H:], h_prev1[:, :H]
         # d(state after step t) times these gives each gate's pre-activation gradient
         factors = n.new_empty(len(n), 3, H)
@@ -111,11 +111,11 @@ class PackedGRU(torch.autograd.Function):
                           factors.split(sizes), z.split(sizes)))
         d_h0 = None
         for t in reversed(range(len(sizes))):
-            n_t, d_h_t, d_gh_t, d_gh3_t, f_t, z_t = blocks[t]
+            size, d_h_t, d_gh_t, d_gh3_t, f_t, z_t = blocks[t]
             torch.mul(d_h_t.unsqueeze(1), f_t, out=d_gh3_t)
-            # into the state before step t: the previous step's output (its first n_t rows), or h0
+            # into the state before step t: the previous step's output (its first ``size`` rows), or h0
             if t:
-                dst = blocks[t - 1][1][:n_t]
+                dst = blocks[t - 1][1][:size]
                 dst.addcmul_(d_h_t, z_t)
             else:
                 dst = d_h0 = d_h_t * z_t
