@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 from .data import N_SYMBOLS
-from .interventions import OnionScale
 from .fastgru import gru_sequence
+from .interventions import OnionScale
 from .model import SOS, RepeatGRU
 
 MAX_LEN = 9

@@ -61,14 +61,14 @@ class BatchSampler:
 
 
 class LengthBucketSampler:
-    """Endless batches in which every sequence has the same length, so that a batch needs no padding
-    and reading and generation run as one RNN call.  Each epoch is a fresh seeded permutation, grouped
+    """Endless batches in which every sequence has the same length, so that a batch needs no padding.
+    Each epoch is a fresh seeded permutation, grouped
     by length and cut into full batches, served in random order; the leftovers of every length are
     pooled into mixed-length batches, so an epoch visits every sequence once but the last partial batch.
 
-    Not used by any profile: its steps are 1.3-1.7x faster on 2 CPU cores (``make bench``), but a GRU
-    learns less per step from same-length batches, about as much per second of training
-    (scripts/batching_tradeoff.py; README, "Speed")."""
+    Not used by any profile: a GRU learns less per step from same-length batches, and since the CPU
+    GRU (fastgru.py) skips padding anyway, their steps are at most 1.05x faster (``make bench``;
+    README, "Speed")."""
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, seed: int):
         self.lengths, self.batch_size = lengths, batch_size
