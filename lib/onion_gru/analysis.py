@@ -87,6 +87,11 @@ def method_step(gru: RepeatGRU, module, opt, x, l, generator) -> torch.Tensor:
     return loss
 
 
+def method_optimizer(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW for a method's own parameters; fused: one kernel for the whole update."""
+    return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None = None,
                  train_data=None, eval_data: dict | None = None) -> tuple[torch.nn.Module, dict]:
     """Train ``config.method`` on the frozen ``gru`` and evaluate it on the method's sets.
@@ -94,7 +99,7 @@ def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None 
     own sets (the hand-built known-answer tests use short sequences)."""
     torch.manual_seed(config.seed)
     module = build(config.method, gru.config.hidden_size).to(gru.device)
-    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    opt = method_optimizer(module, config.lr, config.weight_decay)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
     sampler = BatchSampler(len(tokens), config.batch_size, config.seed)
     generator = torch.Generator().manual_seed(config.seed)

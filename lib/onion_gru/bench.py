@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from . import data
-from .analysis import METHODS, build, method_step
+from .analysis import METHODS, build, method_optimizer, method_step
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES
 from .report import ROOT
@@ -135,7 +135,7 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         gru = RepeatGRU(ModelConfig(64)).to(device).requires_grad_(False)
         for method in METHODS:
             module = build(method, 64).to(device)
-            opt = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)  # as analysis.train_method
+            opt = method_optimizer(module, lr=1e-3, weight_decay=0.01)
             t, l = data.load(module.train_set, size=20_000)
             sampler, g = BatchSampler(len(t), 256, 0), torch.Generator().manual_seed(0)
 

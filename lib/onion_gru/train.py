@@ -62,9 +62,9 @@ class BatchSampler:
 
 class LengthBucketSampler:
     """Endless batches in which every sequence has the same length, so that a batch needs no padding.
-    Each epoch is a fresh seeded permutation, grouped
-    by length and cut into full batches, served in random order; the leftovers of every length are
-    pooled into mixed-length batches, so an epoch visits every sequence once but the last partial batch.
+    Each epoch is a fresh seeded permutation, grouped by length and cut into full batches, served in
+    random order; the leftovers of every length are pooled into mixed-length batches, so an epoch
+    visits every sequence once but the last partial batch.
 
     Not used by any profile: a GRU learns less per step from same-length batches, and since the CPU
     GRU (fastgru.py) skips padding anyway, their steps are at most 1.05x faster (``make bench``;
