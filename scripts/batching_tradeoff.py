@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from onion_gru.report import ROOT
-from onion_gru.train import GRUConfig, train_gru
+from onion_gru.train import GRUConfig, train_grus
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
     config = GRUConfig(args.size, args.variant, seed=0, steps=args.steps, eval_every=1000)
     rows = []
     for batching in ("random", "length_buckets"):
-        _, metrics = train_gru(config, "cpu", eval_size=5000, batching=batching)
+        _, (metrics,) = train_grus([config], "cpu", eval_size=5000, batching=batching)
         rows += [{"batching": batching, **point} for point in metrics["curve"]]
         print(batching, [(r["step"], round(r["accuracy"], 3), r["seconds"]) for r in metrics["curve"]], flush=True)
     out = ROOT / "figures" / "batching_tradeoff.csv"

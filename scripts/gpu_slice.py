@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from onion_gru import cache
-from onion_gru.analysis import AnalysisConfig, train_method
+from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
 from onion_gru.model import ModelConfig, RepeatGRU
-from onion_gru.train import GRUConfig, default_device, train_gru
+from onion_gru.train import GRUConfig, default_device, train_grus
 from onion_gru import data
 
 
@@ -45,7 +45,7 @@ def main():
     t_step = seconds_per_gru_step(args.size, device)
     gru_steps = max(int(min(40_000, args.gru_seconds / t_step) // 500 * 500), 500)
     config = GRUConfig(args.size, args.variant, 0, gru_steps, eval_every=max(gru_steps // 10, 1))
-    model, metrics = train_gru(config, device)
+    model, (metrics,) = train_grus([config], device)
     model.eval().requires_grad_(False)
     report["gru"] = {"config": asdict(config), "metrics": metrics, "measured_seconds_per_step": t_step}
     rows = [{"size": args.size, "variant": args.variant, "method": "gru", "steps": gru_steps,
@@ -56,11 +56,11 @@ def main():
     for method in args.methods:
         probe = AnalysisConfig(method, gru_hash, 20, eval_size=50)
         start = time.time()
-        train_method(model, probe)  # timing run (includes one evaluation)
+        train_methods(model, [probe])  # timing run (includes one evaluation)
         per_step = (time.time() - start) / 20
         steps = int(min(60_000, args.analysis_seconds / per_step) // 250 * 250)
         a_config = AnalysisConfig(method, gru_hash, max(steps, 250))
-        module, a_metrics = train_method(model, a_config, eval_every=max(steps // 20, 1))
+        module, (a_metrics,) = train_methods(model, [a_config], eval_every=max(steps // 20, 1))
         first = next(k for k in a_metrics if isinstance(a_metrics[k], dict))
         report[method] = {"config": asdict(a_config), "metrics": a_metrics}
         rows.append({"size": args.size, "variant": args.variant, "method": method, "steps": a_config.steps,

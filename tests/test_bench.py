@@ -14,6 +14,8 @@ def test_bench_table_has_every_required_row():
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
             "GRU train step (ours, length-bucketed batches)"} <= whats
     assert {f"stage-2 step: {m}" for m in METHODS} <= whats
+    group = table[table["what"].str.startswith("stage-2 group step")].iloc[0]
+    assert group["ms"] > 0 and group["speedup"] > 0
     ours = table[table["what"] == "GRU train step (ours)"].iloc[0]
     ref = table[table["what"] == "GRU train step (nn.GRU reference)"].iloc[0]
     assert ours["ms"] > 0 and math.isclose(ours["speedup"], ref["ms"] / ours["ms"], rel_tol=1e-9)
@@ -33,16 +35,18 @@ def test_reference_and_ours_compute_the_same_loss():
     torch.manual_seed(0)
     ours = bench.RepeatGRU(bench.ModelConfig(12))
     ref = bench.DirectSeq2Seq(12)
-    ref.load_state_dict(ours.state_dict())  # same parameter names and shapes
+    ref.load_state_dict(ours.member_state(0))  # same parameter names and shapes
     x, lengths = torch.randint(0, 30, (5, 7)), torch.tensor([7, 3, 5, 2, 7])
     mask = torch.arange(7)[None] < lengths[:, None]
-    torch.testing.assert_close(ref(x, lengths)[mask], ours(x, lengths)[mask])
+    torch.testing.assert_close(ref(x, lengths)[mask], ours(x[None], lengths[None])[0][mask])
 
 
-def test_worker_throughput_trains_into_a_temporary_cache_and_restores_it(cache_root):
+def test_train_stage_rows_train_into_a_temporary_cache_and_restore_it(cache_root, monkeypatch):
     import os
     before = os.environ.get("ONION_GRU_DATA")
-    result = bench.worker_throughput(size=8, steps=4, models=2)
-    assert result["one_process_steps_per_s"] > 0 and result["two_workers_steps_per_s"] > 0
+    monkeypatch.setattr(bench, "STAGE_LAYOUTS", ((1, 1), (1, 2)))  # one worker: no processes to spawn
+    rows = bench.train_stage_rows(sizes=(8,), steps=4)
+    assert [r["what"].split(",")[1].strip() for r in rows] == ["groups of one", "group of 2"]
+    assert all(r["steps_per_s"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
     assert os.environ.get("ONION_GRU_DATA") == before
     assert not any(cache_root.rglob("manifest.json"))  # nothing landed in the caller's cache

@@ -18,11 +18,17 @@ def compute_counter():
     return compute, calls
 
 
+def get_or_compute(kind, label, config, compute):
+    """What the training code does with the cache: read, or compute and put."""
+    (found,) = cache.get_many(kind, [(label, config)])
+    return found if found is not None else cache.put(kind, label, config, *compute(), seconds=1.0)
+
+
 def test_hit_and_miss(cache_root):
     compute, calls = compute_counter()
-    state, manifest = cache.get_or_compute("gru", "x", CONFIG, compute)
+    state, manifest = get_or_compute("gru", "x", CONFIG, compute)
     assert len(calls) == 1 and manifest["metrics"] == {"accuracy": 0.5}
-    state2, _ = cache.get_or_compute("gru", "x", CONFIG, compute)
+    state2, _ = get_or_compute("gru", "x", CONFIG, compute)
     assert len(calls) == 1 and torch.equal(state["w"], state2["w"])
     manifest = json.loads((cache.entry_dir("gru", "x", CONFIG) / "manifest.json").read_text())
     assert manifest["config"] == CONFIG and len(manifest["weights_sha256"]) == 64
@@ -31,8 +37,8 @@ def test_hit_and_miss(cache_root):
 
 def test_config_change_is_a_miss(cache_root):
     compute, calls = compute_counter()
-    cache.get_or_compute("gru", "x", CONFIG, compute)
-    cache.get_or_compute("gru", "x", {**CONFIG, "seed": 1}, compute)
+    get_or_compute("gru", "x", CONFIG, compute)
+    get_or_compute("gru", "x", {**CONFIG, "seed": 1}, compute)
     assert len(calls) == 2
     assert cache.config_hash(CONFIG) != cache.config_hash({**CONFIG, "seed": 1})
 
@@ -46,7 +52,7 @@ def test_code_version_is_in_the_key(monkeypatch):
 @pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
 def test_damaged_entry_is_detected_and_recomputed(cache_root, damage):
     compute, calls = compute_counter()
-    cache.get_or_compute("gru", "x", CONFIG, compute)
+    get_or_compute("gru", "x", CONFIG, compute)
     weights = cache.entry_dir("gru", "x", CONFIG) / "weights.pt"
     data = weights.read_bytes()
     if damage == "truncate":
@@ -56,11 +62,12 @@ def test_damaged_entry_is_detected_and_recomputed(cache_root, damage):
     else:
         weights.unlink()
     with pytest.warns(UserWarning, match="damaged"):
-        state, _ = cache.get_or_compute("gru", "x", CONFIG, compute)
+        state, _ = get_or_compute("gru", "x", CONFIG, compute)
+    assert (cache.entry_dir("gru", "x", CONFIG) / "manifest.json").exists()
     assert len(calls) == 2 and torch.equal(state["w"], torch.arange(6.0) + 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the rewritten entry is healthy
-        cache.get_or_compute("gru", "x", CONFIG, compute)
+        get_or_compute("gru", "x", CONFIG, compute)
 
 
 def test_unfinished_entry_is_not_used(cache_root):
@@ -70,5 +77,13 @@ def test_unfinished_entry_is_not_used(cache_root):
     torch.save({"w": torch.zeros(1)}, path / "weights.pt")
     assert not cache.is_cached("gru", "x", CONFIG)
     compute, calls = compute_counter()
-    cache.get_or_compute("gru", "x", CONFIG, compute)
+    get_or_compute("gru", "x", CONFIG, compute)
     assert len(calls) == 1
+
+
+def test_get_many_reads_each_entry_and_marks_the_missing(cache_root):
+    cache.put("gru", "a", CONFIG, {"w": torch.ones(2)}, {"accuracy": 1.0}, seconds=1.0)
+    found = cache.get_many("gru", [("b", CONFIG), ("a", CONFIG), ("a", {**CONFIG, "seed": 1})])
+    assert found[0] is None and found[2] is None
+    state, manifest = found[1]
+    assert torch.equal(state["w"], torch.ones(2)) and manifest["metrics"] == {"accuracy": 1.0}

@@ -24,9 +24,9 @@ def test_gate_recording_matches_the_model():
     model = RepeatGRU(ModelConfig(8))
     tokens = [10, 11, 1, 12]
     rec = run_with_gates(model, tokens)
-    x = torch.tensor([tokens])
-    h = model.encode(x, torch.tensor([4]))
+    x = torch.tensor([[tokens]])
+    h = model.encode(x, torch.tensor([[4]]))
     _, states = model.decode(h, x, return_states=True)
-    torch.testing.assert_close(rec["h"][3], h[0])
-    torch.testing.assert_close(rec["h"][4:], states[0])
+    torch.testing.assert_close(rec["h"][3], h[0, 0])
+    torch.testing.assert_close(rec["h"][4:], states[0, 0])
     assert rec["z"].shape == (8, 8) and ((rec["z"] > 0) & (rec["z"] < 1)).all()

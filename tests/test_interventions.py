@@ -6,7 +6,7 @@ import torch
 
 from onion_gru.toy import LinearStore, OnionStore
 from onion_gru import data
-from onion_gru.analysis import METHODS, AnalysisConfig, evaluate_method, train_method
+from onion_gru.analysis import METHODS, AnalysisConfig, build, evaluate_method, train_methods
 from onion_gru.interventions import LinearBigram, LinearUnigram, OnionUnigram, RotatedSubspacePatch
 from onion_gru.model import ModelConfig, RepeatGRU
 
@@ -26,8 +26,10 @@ def fit(model, method, steps, lr, short=False):
     config = AnalysisConfig(method, "handbuilt", steps, seed=0, train_size=20_000, eval_size=500, lr=lr)
     if short:
         train, valid = short_sets()
-        return train_method(model, config, train_data=train, eval_data={"short": valid})
-    return train_method(model, config)
+        module, (metrics,) = train_methods(model, [config], train_data=train, eval_data={"short": valid})
+    else:
+        module, (metrics,) = train_methods(model, [config])
+    return module, metrics
 
 
 def test_rotated_patch_matches_closed_form():
@@ -39,16 +41,17 @@ def test_rotated_patch_matches_closed_form():
     R, _ = torch.linalg.qr(torch.randn(H, H))
     owner = torch.tensor([0, 0, 1, 3, 2, 3])  # coordinate -> variable (3 = none)
     with torch.no_grad():
-        patch.rotation.weight = R
-        patch.mask_logits.copy_(torch.nn.functional.one_hot(owner, K + 1) * 5.0)
+        patch.rotation.weight = R[None]
+        patch.mask_logits.copy_(torch.nn.functional.one_hot(owner, K + 1)[None] * 5.0)
     base, source = torch.randn(4, H), torch.randn(4, H)
     intervene = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 1], [0, 0, 0]], dtype=torch.bool)
     expected = []
     for b in range(4):
         D = torch.diag(torch.tensor([float(o < K and intervene[b, o]) for o in owner]))
         expected.append(R.T @ ((torch.eye(H) - D) @ R @ base[b] + D @ R @ source[b]))
-    torch.testing.assert_close(patch(base, source, intervene), torch.stack(expected), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(patch.rotation.weight @ patch.rotation.weight.T, torch.eye(H), atol=1e-5, rtol=0)
+    patched = patch(base[None], source[None], intervene[None])[0]
+    torch.testing.assert_close(patched, torch.stack(expected), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(patch.rotation.weight[0] @ patch.rotation.weight[0].T, torch.eye(H), atol=1e-5, rtol=0)
 
 
 def test_unigram_pairs_swap_the_same_positions():
@@ -78,12 +81,12 @@ def test_oracle_linear_interventions_are_perfect_on_the_linear_store():
     """R = I and block p assigned to variable p: the known solution gives exact match 1.0."""
     store, (tokens, lengths) = LinearStore(), data.load("intervention")
     for cls, K in ((LinearUnigram, 9), (LinearBigram, 8)):
-        method = cls(store.config.hidden_size)
-        owner = torch.arange(store.config.hidden_size) // store.code_dim
+        method = cls(store.hidden_size)
+        owner = torch.arange(store.hidden_size) // store.code_dim
         with torch.no_grad():
-            method.patch.rotation.weight = torch.eye(store.config.hidden_size)
-            method.patch.mask_logits.copy_(torch.nn.functional.one_hot(owner.clamp(max=K - 1), K + 1) * 10.0)
-        result = evaluate_method(store, method, tokens[:1000], lengths[:1000])
+            method.patch.rotation.weight = torch.eye(store.hidden_size)[None]
+            method.patch.mask_logits.copy_(torch.nn.functional.one_hot(owner.clamp(max=K - 1), K + 1)[None] * 10.0)
+        (result,) = evaluate_method(store, method, tokens[:1000], lengths[:1000])
         assert result["accuracy"] == 1.0 and result["floor"] < 0.05
 
 
@@ -92,10 +95,10 @@ def test_oracle_onion_intervention_is_perfect_on_the_onion_store(gamma):
     """E = large one-hot (tanh ~ +-1), s(p) = gamma^p / 2: the exact repair of h = sum gamma^p e(x_p)."""
     store, method = OnionStore(gamma), OnionUnigram(30)
     with torch.no_grad():
-        method.embedding.copy_(torch.eye(30) * 40 - 20)  # tanh: +1 on the token, -1 elsewhere
+        method.embedding.copy_(torch.eye(30)[None] * 40 - 20)  # tanh: +1 on the token, -1 elsewhere
         method.scale.gamma.fill_(gamma), method.scale.g.fill_(0.5), method.scale.l.zero_(), method.scale.b.zero_()
     tokens, lengths = data.load("valid")
-    result = evaluate_method(store, method, tokens[:1000], lengths[:1000])
+    (result,) = evaluate_method(store, method, tokens[:1000], lengths[:1000])
     assert result["accuracy"] == 1.0 and result["floor"] < 0.1
 
 
@@ -121,7 +124,29 @@ def test_gru_is_bitwise_unchanged(method):
     torch.manual_seed(0)
     gru = RepeatGRU(ModelConfig(8)).eval().requires_grad_(False)
     before = {k: v.clone() for k, v in gru.state_dict().items()}
-    module, metrics = train_method(gru, AnalysisConfig(method, "tiny", 5, train_size=2000, eval_size=50))
+    module, metrics = train_methods(gru, [AnalysisConfig(method, "tiny", 5, train_size=2000, eval_size=50)])
     assert all(torch.equal(before[k], v) for k, v in gru.state_dict().items())
     assert all(p.grad is None for p in gru.parameters())
     assert any(p.grad is not None for p in module.parameters())
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_method_trained_in_a_group_is_the_method_trained_alone(method):
+    """float64: two members (an autoregressive and a no-input GRU, seeds 0 and 1, each with its
+    own batches, corruptions and Gumbel noise) end where each ends trained alone, and evaluate alike."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        grus = RepeatGRU([ModelConfig(8), ModelConfig(8, "no_input")]).eval().requires_grad_(False)
+        configs = [AnalysisConfig(method, f"gru{k}", 6, seed=k, train_size=2000, eval_size=50) for k in range(2)]
+        group, metrics = train_methods(grus, configs)
+        for k in range(2):
+            gru = RepeatGRU(grus.configs[k]).load_members([grus.member_state(k)]).eval().requires_grad_(False)
+            alone, (alone_metrics,) = train_methods(gru, [configs[k]])
+            for name, value in alone.state_dict().items():
+                torch.testing.assert_close(group.state_dict()[name][k], value[0], rtol=0, atol=1e-10)
+            assert metrics[k]["accuracy"] == alone_metrics["accuracy"]
+        moved = [(a - b).abs().max() for a, b in zip(group.state_dict().values(), build(method, 8, [0, 1]).state_dict().values())]
+        assert max(moved) > 1e-4  # the members really trained
+    finally:
+        torch.set_default_dtype(torch.float32)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, run_jobs
+from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import GRUConfig
 
@@ -47,6 +47,28 @@ def test_bad_input_names_choices_exits_nonzero_and_writes_nothing(tmp_path, args
     assert not (tmp_path / "data").exists()
 
 
+def test_groups_share_size_and_method_and_respect_the_cap():
+    laptop = PROFILES["laptop"]
+    grus, analyses = [Job(laptop, *c) for c in laptop.grus()], [Job(laptop, *c, "probe_mlp") for c in laptop.grus()]
+    groups = plan_groups(analyses + grus, max_group=3)
+    assert sorted(j.label for g in groups for j in g) == sorted(j.label for j in analyses + grus)  # each job once
+    for group in groups:
+        assert len({(j.size, j.method) for j in group}) == 1 and len(group) <= 3
+    # 4 jobs of a kind under a cap of 3: two groups of 2, not 3 + 1; largest size first
+    assert sorted(len(g) for g in groups) == [2] * 12 and groups[0][0].size == 128
+    assert [len(g) for g in plan_groups(grus, max_group=4)] == [4, 4, 4]
+
+
+def test_a_group_writes_one_entry_per_model(cache_root):
+    both = get_profile("smoke").check(sizes=[16])
+    gru_jobs, analysis_jobs = missing_jobs(both, ["onion_unigram"])
+    results = run_jobs(gru_jobs, workers=1, max_group=2)
+    assert [r["group_size"] for r in results] == [2, 2]
+    assert len(list(cache_root.glob("gru/*/manifest.json"))) == 2
+    run_jobs(analysis_jobs, workers=1, max_group=2)
+    assert missing_jobs(both, ["onion_unigram"]) == ([], [])
+
+
 def test_train_then_nothing_left(cache_root):
     gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["probe_linear"])
     assert [j.label for j in gru_jobs] == ["N16-autoregressive-s0"]
@@ -76,7 +98,7 @@ def test_killed_cli_leaves_no_partial_entry_and_rerun_continues(tmp_path, monkey
 
 def test_submitit_executor_runs_jobs_locally(cache_root, tmp_path):
     jobs, _ = missing_jobs(SMOKE, [])
-    results = _run_submitit(jobs, {"cluster": "local", "folder": str(tmp_path / "submitit"), "cpus": 1, "minutes": 10})
+    results = _run_submitit(plan_groups(jobs, 4), {"cluster": "local", "folder": str(tmp_path / "submitit"), "cpus": 1, "minutes": 10})
     assert [r["label"] for r in results] == ["N16-autoregressive-s0"]
     assert all(is_done(j) for j in jobs)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from onion_gru.toy import LinearStore, OnionStore
-from onion_gru.analysis import PROBE_METHODS, AnalysisConfig, train_method
+from onion_gru.analysis import PROBE_METHODS, AnalysisConfig, train_methods
 from onion_gru.probes import OnionProbe
 from test_interventions import short_sets
 
@@ -12,8 +12,8 @@ def fit(store, method, steps=800, short=True):
     config = AnalysisConfig(method, "handbuilt", steps, seed=0, train_size=20_000, eval_size=500, lr=1e-2)
     if short:
         train, valid = short_sets()
-        return train_method(store, config, train_data=train, eval_data={"short": valid})[1]
-    return train_method(store, config)[1]
+        return train_methods(store, [config], train_data=train, eval_data={"short": valid})[1][0]
+    return train_methods(store, [config])[1][0]
 
 
 @pytest.mark.parametrize("method", ["probe_linear", "probe_mlp"])
@@ -42,10 +42,10 @@ def test_onion_probe_peels_with_the_given_tokens():
     remainder, so a classifier that picks the largest coordinate reads every position."""
     store, probe = OnionStore(0.4), OnionProbe(30)
     with torch.no_grad():
-        probe.embedding.copy_(torch.eye(30))
+        probe.embedding.copy_(torch.eye(30)[None])
         probe.scale.gamma.fill_(0.4), probe.scale.g.fill_(1.0), probe.scale.l.zero_(), probe.scale.b.zero_()
     probe.norm, probe.classifier = torch.nn.Identity(), torch.nn.Identity()
-    x = torch.randint(0, 30, (64, 9))
-    h = store.encode(x, torch.full((64,), 9))
+    x = torch.randint(0, 30, (1, 64, 9))
+    h = store.encode(x, torch.full((1, 64), 9))
     assert torch.equal(probe(h, x).argmax(-1), x)
     assert torch.equal(probe.generate(None, h, 9), x)

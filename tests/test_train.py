@@ -1,12 +1,13 @@
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import BatchSampler, GRUConfig, LengthBucketSampler, evaluate, get_gru, optimizer, train_gru
+from onion_gru.train import BatchSampler, GRUConfig, LengthBucketSampler, evaluate, get_gru, get_grus, optimizer, train_grus
 from onion_gru.data import load
+from onion_gru.model import RepeatGRU
 
 TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, steps=12, eval_every=6, train_size=5_000)
 
@@ -25,26 +26,45 @@ def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
     accuracy = 0.0
     while time.time() - start < 30 and accuracy < 0.95:
         for _ in range(50):
-            x, l = batch(tokens, lengths, next(sampler), "cpu")
-            loss = sequence_loss(model(x, l), x, l)
+            x, l = batch(tokens, lengths, next(sampler)[None], "cpu")
+            loss = sequence_loss(model(x, l), x, l).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
-        accuracy = evaluate(model, tokens[-1000:], lengths[-1000:])["accuracy"]
+        accuracy = evaluate(model, tokens[-1000:], lengths[-1000:])[0]["accuracy"]
     assert accuracy >= 0.95, f"{accuracy:.3f} after {time.time() - start:.0f} s"
 
 
 def test_same_seed_gives_identical_weights():
-    a, _ = train_gru(TINY, "cpu", eval_size=100)
-    b, _ = train_gru(TINY, "cpu", eval_size=100)
+    a, _ = train_grus([TINY], "cpu", eval_size=100)
+    b, _ = train_grus([TINY], "cpu", eval_size=100)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(v, w), k
-    c, _ = train_gru(GRUConfig(**{**asdict(TINY), "seed": 1}), "cpu", eval_size=100)
+    c, _ = train_grus([replace(TINY, seed=1)], "cpu", eval_size=100)
     assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
 
 
+def test_a_gru_trained_in_a_group_is_the_gru_trained_alone(monkeypatch):
+    """float64, so that only the products' rounding differs: each member of a group of three (mixed
+    variants and seeds, each with its own batches) ends where it ends trained alone."""
+    monkeypatch.setattr(torch, "get_default_dtype", torch.get_default_dtype)  # restored below
+    configs = [TINY, replace(TINY, variant="no_input", seed=1), replace(TINY, seed=2)]
+    torch.set_default_dtype(torch.float64)
+    try:
+        group, metrics = train_grus(configs, "cpu", eval_size=100)
+        for k, config in enumerate(configs):
+            alone, (alone_metrics,) = train_grus([config], "cpu", eval_size=100)
+            start = RepeatGRU(config.model_config)
+            for name, value in alone.member_state(0).items():
+                torch.testing.assert_close(group.member_state(k)[name], value, rtol=0, atol=1e-10)
+            assert (group.member_state(k)["rnn.weight_hh_l0"] - start.member_state(0)["rnn.weight_hh_l0"]).abs().max() > 1e-3
+            assert metrics[k]["curve"][-1]["loss"] == pytest.approx(alone_metrics["curve"][-1]["loss"], abs=1e-10)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def test_metrics_have_curve_lengths_and_longer_sets():
-    _, metrics = train_gru(TINY, "cpu", eval_size=200)
+    _, (metrics,) = train_grus([TINY], "cpu", eval_size=200)
     assert [p["step"] for p in metrics["curve"]] == [6, 12]
     assert set(metrics["valid"]["by_length"]) == set(range(2, 10))
     assert set(metrics["longer"]) == {"valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat"}
@@ -69,7 +89,7 @@ def test_length_buckets_hold_one_length_and_cover_the_epoch():
 
 def test_unknown_batching_names_the_choices():
     with pytest.raises(ValueError, match="choose from"):
-        train_gru(TINY, "cpu", batching="sorted")
+        train_grus([TINY], "cpu", batching="sorted")
 
 
 def test_fused_adamw_is_the_default_adamw():
@@ -83,13 +103,24 @@ def test_fused_adamw_is_the_default_adamw():
         model = RepeatGRU(ModelConfig(16))
         start, opt = model.rnn.weight_hh_l0.detach().clone(), make(model)
         for i in range(5):
-            x, l = tokens[64 * i:64 * (i + 1)].long(), lengths[64 * i:64 * (i + 1)].long()
+            x, l = tokens[None, 64 * i:64 * (i + 1)].long(), lengths[None, 64 * i:64 * (i + 1)].long()
             opt.zero_grad()
-            sequence_loss(model(x, l), x, l).backward()
+            sequence_loss(model(x, l), x, l).sum().backward()
             opt.step()
         weights.append(model.rnn.weight_hh_l0.detach().clone())
     assert (weights[0] - start).abs().max() > 1e-3  # both took real steps
     torch.testing.assert_close(*weights, rtol=0, atol=1e-6)
+
+
+def test_get_grus_trains_only_the_missing_members(cache_root):
+    """One GRU cached first; asking for it and another trains only the other, and each entry is
+    the model trained alone (float32, same machine: the same bits)."""
+    other = replace(TINY, seed=1)
+    first, _ = get_gru(TINY, "cpu", eval_size=100)
+    group, manifests = get_grus([TINY, other], "cpu", eval_size=100)
+    assert torch.equal(group.member_state(0)["rnn.weight_hh_l0"], first.member_state(0)["rnn.weight_hh_l0"])
+    assert [m["metrics"]["group_size"] for m in manifests] == [1, 1]
+    assert len(list(cache_root.glob("gru/*/manifest.json"))) == 2
 
 
 def test_get_gru_caches_and_freezes(cache_root):

@@ -14,10 +14,11 @@ import torch
 
 from . import cache, data
 from .interventions import INTERVENTIONS, _Intervention
+from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatGRU, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Profile
-from .train import BatchSampler, GRUConfig, batch, default_device, get_gru, summarize
+from .train import BatchSampler, GRUConfig, batch, check_group, default_device, get_grus, sample, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
 INTERVENTION_METHODS, PROBE_METHODS = tuple(INTERVENTIONS), tuple(PROBES)
@@ -46,45 +47,58 @@ class AnalysisConfig:
                    profile.train_size, profile.eval_size, profile.batch_size)
 
 
-def build(method: str, hidden_size: int) -> torch.nn.Module:
+def build(method: str, hidden_size: int, seeds=(0,)) -> torch.nn.Module:
+    """A group of len(seeds) ``method`` modules, member k initialised from ``seeds[k]``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    return METHODS[method](hidden_size)
+    return from_members(lambda members: METHODS[method](hidden_size, len(members)), seeds)
+
+
+def generators(seed: int, k: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed) for _ in range(k)]
 
 
 @torch.no_grad()
-def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1000) -> dict:
-    """Exact match against the original sequence, teacher-forced and free-running, with the same
-    fixed corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state."""
+def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1000) -> list[dict]:
+    """Per member of the group (``module``'s member k on ``gru``'s member k, on the same set): exact
+    match against the original sequence, teacher-forced and free-running, with the same fixed
+    corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state."""
     was_training = module.training
     module.eval()
-    generator = torch.Generator().manual_seed(EVAL_SEED)
+    K = group_size(module)
+    gens = generators(EVAL_SEED, K)
     tf, free, floor = [], [], []
     for start in range(0, len(tokens), batch_size):
-        x, l = batch(tokens, lengths, torch.arange(start, min(start + batch_size, len(tokens))), gru.device)
-        g_state = generator.get_state()
-        h = module.state(gru, x, l, generator)
+        idx = torch.arange(start, min(start + batch_size, len(tokens))).expand(K, -1)
+        x, l = batch(tokens, lengths, idx, gru.device)
+        g_states = [g.get_state() for g in gens]
+        h = module.state(gru, x, l, gens)
         tf.append(exact_match(module.readout(gru, h, x, l).argmax(-1), x, l).cpu())
-        free.append(exact_match(module.generate(gru, h, x.shape[1]), x, l).cpu())
+        free.append(exact_match(module.generate(gru, h, x.shape[2]), x, l).cpu())
         if isinstance(module, _Intervention):  # replay the same corruption without the patch
-            generator.set_state(g_state)
-            h0 = module.state(gru, x, l, generator, patch=False)
+            for g, state in zip(gens, g_states):
+                g.set_state(state)
+            h0 = module.state(gru, x, l, gens, patch=False)
             floor.append(exact_match(gru.decode(h0, x).argmax(-1), x, l).cpu())
     module.train(was_training)
-    out = summarize(torch.cat(tf), lengths, torch.cat(free))
+    tf, free = torch.cat(tf, 1), torch.cat(free, 1)
+    out = [summarize(tf[k], lengths, free[k]) for k in range(K)]
     if floor:
-        out["floor"] = torch.cat(floor).float().mean().item()
+        floors = torch.cat(floor, 1).float().mean(1)
+        for k in range(K):
+            out[k]["floor"] = floors[k].item()
     return out
 
 
-def method_step(gru: RepeatGRU, module, opt, x, l, generator) -> torch.Tensor:
-    """One optimizer step of a method on the frozen GRU's states (gradients flow through the GRU)."""
-    h = module.state(gru, x, l, generator)
+def method_step(gru: RepeatGRU, module, opt, x, l, gens) -> torch.Tensor:
+    """One optimizer step of every member on the frozen GRUs' states (gradients flow through the
+    GRU); x [K, B, T], one generator per member.  Returns the losses [K]."""
+    h = module.state(gru, x, l, gens)
     loss = sequence_loss(module.readout(gru, h, x, l), x, l) + module.regularizer()
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     opt.step()
-    return loss
+    return loss.detach()
 
 
 def method_optimizer(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -92,52 +106,71 @@ def method_optimizer(module: torch.nn.Module, lr: float, weight_decay: float) ->
     return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def train_method(gru: RepeatGRU, config: AnalysisConfig, eval_every: int | None = None,
-                 train_data=None, eval_data: dict | None = None) -> tuple[torch.nn.Module, dict]:
-    """Train ``config.method`` on the frozen ``gru`` and evaluate it on the method's sets.
-    ``train_data`` (tokens, lengths) and ``eval_data`` {name: (tokens, lengths)} replace the method's
-    own sets (the hand-built known-answer tests use short sequences)."""
-    torch.manual_seed(config.seed)
-    module = build(config.method, gru.config.hidden_size).to(gru.device)
+def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], eval_every: int | None = None,
+                  train_data=None, eval_data: dict | None = None) -> tuple[torch.nn.Module, list[dict]]:
+    """Train one method on each member of the frozen GRU group (config k on member k) as one group,
+    and evaluate each on the method's sets.  ``train_data`` (tokens, lengths) and ``eval_data``
+    {name: (tokens, lengths)} replace the method's own sets (the hand-built known-answer tests use
+    short sequences)."""
+    check_group(configs, ("gru_hash", "seed"))
+    config, K = configs[0], len(configs)
+    module = build(config.method, gru.hidden_size, [c.seed for c in configs]).to(gru.device)
     opt = method_optimizer(module, config.lr, config.weight_decay)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
-    sampler = BatchSampler(len(tokens), config.batch_size, config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    samplers = [BatchSampler(len(tokens), config.batch_size, c.seed) for c in configs]
+    gens = [torch.Generator().manual_seed(c.seed) for c in configs]
     gru_before = {k: v.clone() for k, v in gru.state_dict().items()}
-    start, curve = time.time(), []
-    # cuDNN backpropagates through an RNN only in training mode; the GRU has no dropout, so train
-    # mode changes nothing else (the authors' GRU also stayed in train mode).  Its weights stay frozen.
-    gru.train()
+    start, curves = time.time(), [[] for _ in configs]
+    gru.train()  # no dropout: train mode changes nothing; the weights stay frozen
     for step in range(1, config.steps + 1):
-        loss = method_step(gru, module, opt, *batch(tokens, lengths, next(sampler), gru.device), generator)
+        loss = method_step(gru, module, opt, *batch(tokens, lengths, sample(samplers), gru.device), gens)
         if eval_every and step % eval_every == 0:
-            curve.append({"step": step, "loss": loss.item()})
+            for curve, member_loss in zip(curves, loss.tolist()):
+                curve.append({"step": step, "loss": member_loss})
     seconds = time.time() - start
     gru.eval()
     assert all(torch.equal(gru_before[k], v) for k, v in gru.state_dict().items()), "the GRU changed"
-    metrics = {"chance": module.chance, "seconds_per_step": seconds / max(config.steps, 1), "curve": curve}
+    metrics = [{"chance": module.chance, "seconds_per_step": seconds / max(config.steps, 1), "curve": curve,
+                "group_size": K} for curve in curves]
     eval_data = eval_data or {name: data.load(name) for name in module.eval_sets}
     for name, (t, l) in eval_data.items():
-        metrics[name] = evaluate_method(gru, module, t[:config.eval_size], l[:config.eval_size])
-    metrics["accuracy"] = metrics[next(iter(eval_data))]["accuracy"]
+        for m, result in zip(metrics, evaluate_method(gru, module, t[:config.eval_size], l[:config.eval_size])):
+            m[name] = result
+    for m in metrics:
+        m["accuracy"] = m[next(iter(eval_data))]["accuracy"]
     return module, metrics
 
 
-def get_analysis(gru_config: GRUConfig, config: AnalysisConfig, device=None) -> tuple[torch.nn.Module, dict]:
-    """The trained method for a cached GRU: loaded, or trained now and cached."""
-    gru, _ = get_gru(gru_config, device)
+def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, dict]:
+    """The cache label and config of an analysis."""
     if config.gru_hash != cache.config_hash(asdict(gru_config)):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
+    return f"{gru_config.label}-{config.method}", asdict(config)
 
-    def compute():
-        module, metrics = train_method(gru, config)
-        return module.state_dict(), metrics
 
-    label = f"{gru_config.label}-{config.method}"
-    state, manifest = cache.get_or_compute("analysis", label, asdict(config), compute)
-    module = build(config.method, gru_config.hidden_size)
-    module.load_state_dict(state)
-    return module.to(gru.device).eval(), manifest
+def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], device=None
+                 ) -> tuple[torch.nn.Module, list[dict]]:
+    """One method on each of ``gru_configs`` (config k on GRU k), as one group in eval mode, with
+    the manifests: from the cache, the missing ones trained now (one group) and cached one by one."""
+    entries = [analysis_entry(g, c) for g, c in zip(gru_configs, configs)]
+    found = cache.get_many("analysis", entries)
+    missing = [i for i, f in enumerate(found) if f is None]
+    if missing:
+        gru, _ = get_grus([gru_configs[i] for i in missing], device)
+        start = time.time()
+        module, metrics = train_methods(gru, [configs[i] for i in missing])
+        group_state = module.state_dict()
+        for j, i in enumerate(missing):
+            found[i] = cache.put("analysis", *entries[i], member_state(group_state, j), metrics[j], time.time() - start)
+    module = METHODS[configs[0].method](gru_configs[0].hidden_size, len(configs))
+    module.load_state_dict(stack_states([state for state, _ in found]))
+    return module.to(device or default_device()).eval(), [manifest for _, manifest in found]
+
+
+def get_analysis(gru_config: GRUConfig, config: AnalysisConfig, device=None) -> tuple[torch.nn.Module, dict]:
+    """The trained method for one cached GRU (a group of one): loaded, or trained now and cached."""
+    module, (manifest,) = get_analyses([gru_config], [config], device)
+    return module, manifest
 
 
 def run_profile_cell(profile: Profile, size: int, variant: str, seed: int, method: str, device=None) -> dict:

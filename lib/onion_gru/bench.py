@@ -1,9 +1,11 @@
 """``make bench``: our training step against a direct ``torch.nn.GRU`` reference, every stage-2
-method's step, the achieved GFLOP/s against a large matmul, the throughput of two 1-thread worker
-processes against one 2-thread process, and the optimizer-step count of the paper profile against
-the authors'.  Medians over repeats after a warm-up (the training steps timed in turns); writes
-figures/bench.csv, whose ``speedup`` column is against the nn.GRU reference step (step rows) or
-against one 2-thread process (the 2-worker row).
+method's step, the achieved GFLOP/s against a large matmul, the train stage run as groups against
+groups of one, a stage-2 group, and the optimizer-step count of the paper profile against the
+authors'.  On CUDA also a group of K models in one process against one model per process, and the
+paper profile's GPU-hours projected from those rates.  Medians over repeats after a warm-up (the
+training steps timed in turns); writes figures/bench.csv, whose ``speedup`` column is against the
+nn.GRU reference step (step rows), against groups of one (the "group" rows of the train stage and
+stage 2), or against one model per process (CUDA group rows).
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ import torch.nn as nn
 
 from . import data
 from .analysis import METHODS, build, method_optimizer, method_step
+from .jobs import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES
 from .report import ROOT
-from .train import BatchSampler, GRUConfig, LengthBucketSampler, batch, optimizer
+from .train import BatchSampler, GRUConfig, LengthBucketSampler, batch, optimizer, sample
 from .train import training_step as our_step
 
 
@@ -70,20 +73,22 @@ def time_interleaved(steps, device, repeats: int = 15, n: int = 5, warmup: int =
     return [statistics.median(t) for t in times]
 
 
-def training_step(model, tokens, lengths, device, sampler=None):
-    """One optimizer step on 256 sequences of the training set, cycling through 8 prepared batches.
-    Our model takes our step (train.training_step, train.optimizer); the reference the plain loop."""
-    sampler = sampler or BatchSampler(len(tokens), 256, 0)
-    batches = [batch(tokens, lengths, next(sampler), device) for _ in range(8)]
+def training_step(model, tokens, lengths, device, samplers=None):
+    """One optimizer step on 256 sequences of the training set per model, cycling through 8 prepared
+    batches.  Our model (a group of K) takes our step (train.training_step, train.optimizer), each
+    member its own batches; the reference the plain loop."""
+    K = len(model.configs) if isinstance(model, RepeatGRU) else 1
+    samplers = samplers or [BatchSampler(len(tokens), 256, seed) for seed in range(K)]
+    batches = [batch(tokens, lengths, sample(samplers), device) for _ in range(8)]
     counter = iter(range(10 ** 9))
     if isinstance(model, RepeatGRU):
-        opt = optimizer(model, GRUConfig(model.config.hidden_size, model.config.variant, 0, 0, 0))
+        opt = optimizer(model, GRUConfig(model.hidden_size, "autoregressive", 0, 0, 0))
         return lambda: our_step(model, opt, *batches[next(counter) % len(batches)])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
 
     def step():
-        x, l = batches[next(counter) % len(batches)]
-        loss = sequence_loss(model(x, l), x, l)
+        x, l = (v[0] for v in batches[next(counter) % len(batches)])
+        loss = sequence_loss(model(x, l)[None], x[None], l[None])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,7 +126,7 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         for H in sizes:
             torch.manual_seed(0)
             # same-length batches: not what the profiles train with (README, "Speed"), timed for the record
-            buckets = LengthBucketSampler(lengths, 256, 0)
+            buckets = [LengthBucketSampler(lengths, 256, 0)]
             ours, ref, bucketed = time_interleaved([
                 training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device),
                 training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device),
@@ -132,54 +137,97 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
             rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
             rows.append({"device": device.type, "what": "GRU train step (ours, length-bucketed batches)", "size": H,
                          "ms": bucketed * 1e3, "speedup": ref / bucketed})
-        gru = RepeatGRU(ModelConfig(64)).to(device).requires_grad_(False)
         for method in METHODS:
-            module = build(method, 64).to(device)
-            opt = method_optimizer(module, lr=1e-3, weight_decay=0.01)
-            t, l = data.load(module.train_set, size=20_000)
-            sampler, g = BatchSampler(len(t), 256, 0), torch.Generator().manual_seed(0)
-
-            def step():
-                method_step(gru, module, opt, *batch(t, l, next(sampler), device), g)
-            gru.train()  # cuDNN backpropagates through RNNs only in train mode
             rows.append({"device": device.type, "what": f"stage-2 step: {method}", "size": 64,
-                         "ms": time_steps(step, device) * 1e3})
+                         "ms": stage2_step_seconds(method, 64, 1, device) * 1e3})
+        # a group of stage-2 models on a group of frozen GRUs, per model-step, against groups of one
+        k = MAX_GROUP[device.type]
+        one, group = (stage2_step_seconds("onion_unigram", 64, n, device) for n in (1, k))
+        rows.append({"device": device.type, "what": f"stage-2 group step: onion_unigram, group of {k} "
+                     "(ms per model-step)", "size": 64, "ms": group / k * 1e3, "speedup": one * k / group})
+        if device.type == "cuda":
+            rows += cuda_group_rows(device, tokens, lengths)
     return pd.DataFrame(rows)
 
 
-def worker_throughput(size: int = 64, steps: int = 1500, models: int = 4) -> dict:
-    """Model-steps per second of a whole ``train`` stage (``models`` GRUs of ``steps`` steps, with
-    their evaluation) run by 2 one-thread worker processes against 1 process with both threads."""
+def stage2_step_seconds(method: str, size: int, k: int, device) -> float:
+    """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches)."""
+    gru = RepeatGRU([ModelConfig(size)] * k).to(device).requires_grad_(False)
+    module = build(method, size, range(k)).to(device)
+    opt = method_optimizer(module, lr=1e-3, weight_decay=0.01)
+    t, l = data.load(module.train_set, size=20_000)
+    samplers = [BatchSampler(len(t), 256, seed) for seed in range(k)]
+    gens = [torch.Generator().manual_seed(seed) for seed in range(k)]
+    gru.train()
+    return time_steps(lambda: method_step(gru, module, opt, *batch(t, l, sample(samplers), device), gens), device)
+
+
+def cuda_group_rows(device, tokens, lengths, sizes=(64, 256, 1024), k: int = 16) -> list[dict]:
+    """A group of k GRUs in one process against one GRU per process (timed alone: a lower bound on
+    what several processes sharing the card get), per model-step; and the paper profile's GPU-hours
+    at the group rates."""
+    rows, rates = [], {}
+    for H in sizes:
+        one = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
+        group = time_steps(training_step(RepeatGRU([ModelConfig(H)] * k).to(device), tokens, lengths, device), device)
+        rates[H] = k / group
+        rows.append({"device": "cuda", "what": f"GRU train step, group of {k} (model-steps/s)", "size": H,
+                     "ms": group * 1e3, "steps_per_s": k / group, "speedup": one * k / group})
+        rows.append({"device": "cuda", "what": "GRU train step, one model per process (model-steps/s)", "size": H,
+                     "ms": one * 1e3, "steps_per_s": 1 / one})
+    counts = step_counts()
+    per_size = counts["our_steps"] / len(PROFILES["paper"].sizes)
+    # sizes not timed take the rate of the next larger timed size (a larger GRU is not faster)
+    rate = lambda n: rates[min((s for s in rates if s >= n), default=max(rates))]
+    hours = sum(per_size / rate(n) for n in PROFILES["paper"].sizes) / 3600
+    rows.append({"device": "cuda", "what": "paper profile, projected GPU-hours at the group rates", "size": 0,
+                 "value": hours})
+    return rows
+
+
+def train_stage_rate(size: int, workers: int, max_group: int, steps: int = 1500, models: int = 4) -> float:
+    """Model-steps per second of a whole ``train`` stage: ``models`` GRUs of ``steps`` steps (both
+    variants, with their evaluation) into an empty cache, as ``workers`` processes x cores/workers
+    threads running groups of at most ``max_group``."""
     from .jobs import Job, run_jobs
-    profile = replace(PROFILES["laptop"], name="bench", sizes=(size,), variants=("autoregressive",),
-                      seeds=tuple(range(models)), gru_steps=steps, eval_every=steps, eval_size=1000)
-    jobs = [Job(profile, size, "autoregressive", seed) for seed in profile.seeds]
-    before, out = os.environ.get("ONION_GRU_DATA"), {}
+    profile = replace(PROFILES["laptop"], name="bench", sizes=(size,), seeds=tuple(range(models // 2)),
+                      gru_steps=steps, eval_every=steps, eval_size=1000)
+    jobs = [Job(profile, *cell) for cell in profile.grus()]
+    before = os.environ.get("ONION_GRU_DATA")
     try:
-        for workers in (1, 2):
-            with tempfile.TemporaryDirectory() as root:
-                os.environ["ONION_GRU_DATA"] = root  # an empty cache: every job trains
-                start = time.perf_counter()
-                run_jobs(jobs, workers)
-                out[workers] = models * steps / (time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as root:
+            os.environ["ONION_GRU_DATA"] = root  # an empty cache: every job trains
+            start = time.perf_counter()
+            run_jobs(jobs, workers, max_group=max_group)
+            return len(jobs) * steps / (time.perf_counter() - start)
     finally:
         if before is None:
             del os.environ["ONION_GRU_DATA"]
         else:
             os.environ["ONION_GRU_DATA"] = before
-    return {"one_process_steps_per_s": out[1], "two_workers_steps_per_s": out[2], "ratio": out[2] / out[1]}
+
+
+# (workers, largest group) of the train-stage rows; the first is the baseline: one model per job
+STAGE_LAYOUTS = ((2, 1), (2, 2), (1, 4))
+
+
+def train_stage_rows(sizes=(48, 64, 128), steps: int = 1500) -> list[dict]:
+    rows = []
+    for size in sizes:
+        rates = [train_stage_rate(size, workers, group, steps) for workers, group in STAGE_LAYOUTS]
+        for (workers, group), rate in zip(STAGE_LAYOUTS, rates):
+            threads = (os.cpu_count() or 1) // workers
+            what = "groups of one" if group == 1 else f"group of {group}"
+            rows.append({"device": "cpu", "size": size, "steps_per_s": rate, "speedup": rate / rates[0],
+                         "what": f"train stage, {what}, {workers} workers x {threads} threads (model-steps/s)"})
+    return rows
 
 
 def main() -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     table = run()
     if (os.cpu_count() or 1) >= 2:
-        w = worker_throughput()
-        table = pd.concat([table, pd.DataFrame([
-            {"device": "cpu", "what": "train stage, 1 process x 2 threads (model-steps/s)", "size": 64,
-             "steps_per_s": w["one_process_steps_per_s"]},
-            {"device": "cpu", "what": "train stage, 2 workers x 1 thread (model-steps/s)", "size": 64,
-             "steps_per_s": w["two_workers_steps_per_s"], "speedup": w["ratio"]}])])
+        table = pd.concat([table, pd.DataFrame(train_stage_rows())])
     counts = step_counts()
     out = ROOT / "figures" / "bench.csv"
     out.parent.mkdir(exist_ok=True)

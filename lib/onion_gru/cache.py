@@ -17,12 +17,10 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
-
 import torch
 
 # Bump when a change to training or analysis code changes what a config produces.
-CODE_VERSION = 2
+CODE_VERSION = 3  # 3: models trained as groups (fastgru.py), per-member Gumbel noise
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data"
 
@@ -88,21 +86,24 @@ def write_entry(path: Path, state: dict, config: dict, metrics: dict, seconds: f
     return manifest
 
 
-def get_or_compute(kind: str, label: str, config: dict,
-                   compute: Callable[[], tuple[dict, dict]], root: Path | None = None) -> tuple[dict, dict]:
-    """Return (state_dict, manifest) from the cache, computing and storing it when absent or damaged.
-    ``compute`` returns (state_dict, metrics)."""
-    path = entry_dir(kind, label, config, root)
-    found = read_entry(path)
-    if found is not None:
-        return found
-    if path.exists():
-        shutil.rmtree(path)
-    start = time.time()
-    state, metrics = compute()
+def get_many(kind: str, entries: list[tuple[str, dict]], root: Path | None = None) -> list[tuple[dict, dict] | None]:
+    """(state_dict, manifest) of each (label, config) entry, None where it is absent or damaged (a
+    damaged entry is removed, so that ``put`` writes it anew)."""
+    out = []
+    for label, config in entries:
+        path = entry_dir(kind, label, config, root)
+        found = read_entry(path)
+        if found is None and path.exists():
+            shutil.rmtree(path)
+        out.append(found)
+    return out
+
+
+def put(kind: str, label: str, config: dict, state: dict, metrics: dict, seconds: float,
+        root: Path | None = None) -> tuple[dict, dict]:
+    """Store one computed entry; returns (state_dict, manifest) as ``get_many`` would read it."""
     state = {k: v.detach().cpu() for k, v in state.items()}
-    manifest = write_entry(path, state, config, metrics, time.time() - start)
-    return state, manifest
+    return state, write_entry(entry_dir(kind, label, config, root), state, config, metrics, seconds)
 
 
 def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> bool:

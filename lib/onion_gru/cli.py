@@ -1,9 +1,10 @@
 """Command line: ``python -m onion_gru train --profile laptop [--sizes 48 64] [--workers 2]``.
 
 ``train`` trains every GRU the profile needs and is missing from the cache, then every analysis
-(interventions and probes) on them, in parallel worker processes with workers x threads <= cores.
-Each finished model is written to the cache at once, so killing the command loses at most the
-models in progress, and running it again continues.
+(interventions and probes) on them, as groups of models of one size and method (jobs.plan_groups),
+in parallel worker processes with workers x threads <= cores.  Each finished group is written to the
+cache at once, one entry per model, so killing the command loses at most the groups in progress,
+and running it again continues.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def parse_args(argv=None):
     t.add_argument("--seeds", type=int, nargs="+")
     t.add_argument("--methods", nargs="+", help="analyses to run (default: all); 'none' for GRUs only")
     t.add_argument("--workers", type=int, default=None, help="worker processes (default: cores, at most 2)")
+    t.add_argument("--group", type=int, default=None,
+                   help="most models trained together as one batched group (default: 2 on CPU, 16 on CUDA)")
     t.add_argument("--executor", choices=("local", "slurm"), default="local")
     t.add_argument("--slurm-partition", default=None)
     t.add_argument("--slurm-gpus", type=int, default=0)
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     workers = args.workers or min(2, os.cpu_count() or 1)
     for stage in (gru_jobs, analysis_jobs):
         run_jobs(stage, workers, args.executor, slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus,
-                                                       "minutes": args.slurm_minutes})
+                                                       "minutes": args.slurm_minutes}, max_group=args.group)
     print(f"done in {(time.time() - start) / 60:.1f} min")
     return 0
 

@@ -16,18 +16,18 @@ from .data import N_SYMBOLS
 @torch.no_grad()
 def change_vectors(model, length: int = 9, n: int = 500, seed: int = 0) -> torch.Tensor:
     """[length, n, H]: h(base with x_p := b) - h(base with x_p := a), for the same random a != b
-    and base per example, at every position p."""
+    and base per example, at every position p, of a single model (a group of one)."""
     g = torch.Generator().manual_seed(seed)
     base = torch.randint(0, N_SYMBOLS, (n, length), generator=g)
     a = torch.randint(0, N_SYMBOLS, (n,), generator=g)
     b = (a + torch.randint(1, N_SYMBOLS, (n,), generator=g)) % N_SYMBOLS  # b != a
-    lengths = torch.full((n,), length, device=model.device)
+    lengths = torch.full((1, n), length, device=model.device)
     out = []
     for p in range(length):
         with_a, with_b = base.clone(), base.clone()
         with_a[:, p], with_b[:, p] = a, b
-        out.append((model.encode(with_b.to(model.device), lengths)
-                    - model.encode(with_a.to(model.device), lengths)).cpu())
+        out.append((model.encode(with_b[None].to(model.device), lengths)
+                    - model.encode(with_a[None].to(model.device), lengths))[0].cpu())
     return torch.stack(out)
 
 

@@ -16,16 +16,17 @@ from .model import RepeatGRU
 
 @torch.no_grad()
 def run_with_gates(model: RepeatGRU, tokens: list[int]) -> dict[str, torch.Tensor]:
-    """Read ``tokens``, then generate them again with teacher forcing.  Returns h, r, z, n as
-    [2L, H] tensors (reading steps, then generation steps) and the input fed at each step."""
+    """Read ``tokens`` with a single model (a group of one), then generate them again with teacher
+    forcing.  Returns h, r, z, n as [2L, H] tensors (reading steps, then generation steps) and the
+    input fed at each step."""
     rnn, H = model.rnn, model.config.hidden_size
-    x = torch.tensor(tokens)[None]
-    inputs = torch.cat([x[0], model.decoder_inputs(x)[0]])
-    W_ih, W_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+    x = torch.tensor(tokens)[None, None]
+    inputs = torch.cat([x[0, 0], model.decoder_inputs(x)[0, 0]])
+    W_ih, W_hh, b_ih, b_hh = rnn.weight_ih_l0[0], rnn.weight_hh_l0[0], rnn.bias_ih_l0[0], rnn.bias_hh_l0[0]
     h = torch.zeros(H, device=model.device)
     out = {k: [] for k in "hrzn"}
     for token in inputs.to(model.device):
-        gi = W_ih @ model.embedding.weight[token] + b_ih
+        gi = W_ih @ model.embedding.weight[0, token] + b_ih
         gh = W_hh @ h + b_hh
         r = torch.sigmoid(gi[:H] + gh[:H])
         z = torch.sigmoid(gi[H:2 * H] + gh[H:2 * H])

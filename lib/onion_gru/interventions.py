@@ -18,11 +18,19 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
 from .data import N_SYMBOLS
+from .layers import gather_rows, take
 from .model import RepeatGRU
 
 
 def random_tokens(shape, generator, device) -> torch.Tensor:
     return torch.randint(0, N_SYMBOLS, shape, generator=generator).to(device)
+
+
+def per_member(corrupt, x, lengths, generators):
+    """Run ``corrupt(x[k], lengths[k], generators[k])`` for each member and stack the results: each
+    member draws its corruptions from its own generator, as it would alone."""
+    parts = [corrupt(x[k], lengths[k], g) for k, g in enumerate(generators)]
+    return tuple(torch.stack(p) for p in zip(*parts))
 
 
 class _Intervention(nn.Module):
@@ -35,34 +43,54 @@ class _Intervention(nn.Module):
         return gru.generate(h, steps)
 
 
+class _Matrices(nn.Module):
+    """K square matrices as ``weight [K, H, H]``, for the orthogonal parametrization (batched)."""
+
+    def __init__(self, size: int, k: int):
+        super().__init__()
+        # nn.Linear's default initialisation, which orthogonal() then orthogonalises
+        bound = 1 / size ** 0.5
+        self.weight = nn.Parameter(torch.empty(k, size, size).uniform_(-bound, bound))
+
+
 class RotatedSubspacePatch(nn.Module):
     """u = R h; coordinate c of u is taken from the source state when its variable is intervened on;
     h' = R^T u'.  Assignments are hard straight-through Gumbel-softmax in training, argmax in eval."""
 
-    def __init__(self, hidden_size: int, n_variables: int, reg_scale: float = 0.001):
+    def __init__(self, hidden_size: int, n_variables: int, k: int = 1, reg_scale: float = 0.001):
         super().__init__()
         self.n_variables, self.reg_scale = n_variables, reg_scale
         # default map is matrix_exp, so R starts as a random orthogonal matrix
-        self.rotation = orthogonal(nn.Linear(hidden_size, hidden_size, bias=False))
-        self.mask_logits = nn.Parameter(0.01 * torch.randn(hidden_size, n_variables + 1))
+        self.rotation = orthogonal(_Matrices(hidden_size, k))
+        self.mask_logits = nn.Parameter(0.01 * torch.randn(k, hidden_size, n_variables + 1))
 
-    def assignment(self) -> torch.Tensor:
-        """[H, K+1] one-hot rows: which variable (or the last column, none) owns each coordinate."""
-        if self.training:
-            return F.gumbel_softmax(self.mask_logits, tau=1.0, hard=True)
-        return F.one_hot(self.mask_logits.argmax(-1), self.n_variables + 1).to(self.mask_logits.dtype)
+    def assignment(self, generators=None) -> torch.Tensor:
+        """[K, H, V+1] one-hot rows: which variable (or the last column, none) owns each coordinate.
+        In training: hard straight-through Gumbel-softmax (tau 1), each member's noise drawn from its
+        own generator, so that a member draws the same noise in any group."""
+        logits = self.mask_logits
+        hard = F.one_hot(logits.argmax(-1), self.n_variables + 1).to(logits.dtype)
+        if not self.training:
+            return hard
+        noise = torch.stack([torch.empty(logits.shape[1:]).exponential_(generator=g) for g in generators])
+        soft = torch.softmax(logits - noise.log().to(logits), -1)
+        hard = F.one_hot(soft.argmax(-1), self.n_variables + 1).to(logits.dtype)
+        return hard - soft.detach() + soft
 
-    def forward(self, base: torch.Tensor, source: torch.Tensor, intervene: torch.Tensor) -> torch.Tensor:
-        """base, source: [B, H]; intervene: [B, K] bool, which variables come from the source."""
+    def forward(self, base: torch.Tensor, source: torch.Tensor, intervene: torch.Tensor,
+                generators=None) -> torch.Tensor:
+        """base, source: [K, B, H]; intervene: [K, B, V] bool, which variables come from the source;
+        ``generators``: one per member, for the Gumbel noise in training."""
         R = self.rotation.weight
-        u_base, u_source = base @ R.T, source @ R.T
-        take = intervene.to(base.dtype) @ self.assignment()[:, :self.n_variables].T  # [B, H], 0/1
-        return (u_base + take * (u_source - u_base)) @ R
+        u_base, u_source = torch.bmm(base, R.mT), torch.bmm(source, R.mT)
+        assignment = self.assignment(generators)[..., :self.n_variables]
+        take_ = torch.bmm(intervene.to(base.dtype), assignment.mT)  # [K, B, H], 0/1
+        return torch.bmm(u_base + take_ * (u_source - u_base), R)
 
     def regularizer(self) -> torch.Tensor:
-        # pushes coordinates towards "none", i.e. towards small variable subspaces
-        K = self.n_variables
-        return self.reg_scale * (self.mask_logits[:, :K].mean() - self.mask_logits[:, K].mean())
+        """[K]: pushes coordinates towards "none", i.e. towards small variable subspaces"""
+        V = self.n_variables
+        return self.reg_scale * (self.mask_logits[..., :V].mean((1, 2)) - self.mask_logits[..., V].mean(1))
 
 
 class LinearUnigram(_Intervention):
@@ -70,11 +98,13 @@ class LinearUnigram(_Intervention):
     train_set, eval_sets = "intervention_train", ("intervention",)
     chance = ((1 + 1 / N_SYMBOLS) / 2) ** 9
 
-    def __init__(self, hidden_size: int, max_len: int = 9):
+    def __init__(self, hidden_size: int, k: int = 1, max_len: int = 9):
         super().__init__()
-        self.patch = RotatedSubspacePatch(hidden_size, max_len)
+        self.patch = RotatedSubspacePatch(hidden_size, max_len, k)
 
-    def corrupt(self, x, lengths, generator):
+    @staticmethod
+    def corrupt(x, lengths, generator):
+        """One member's batch: x [B, T], lengths [B]."""
         B, T = x.shape
         assert B % 2 == 0, "pairing needs an even batch"
         perm = torch.randperm(B, generator=generator)
@@ -88,12 +118,12 @@ class LinearUnigram(_Intervention):
         corrupted = torch.where(chosen, x[partner], x)
         return corrupted, partner, chosen
 
-    def state(self, gru: RepeatGRU, x, lengths, generator, patch: bool = True):
-        corrupted, partner, chosen = self.corrupt(x, lengths, generator)
+    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+        corrupted, partner, chosen = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)
         # the partner's corrupted input holds this example's original tokens at the chosen positions
-        return self.patch(h, h[partner], chosen) if patch else h
+        return self.patch(h, take(h, partner), chosen, generators) if patch else h
 
     def regularizer(self):
         return self.patch.regularizer()
@@ -105,28 +135,29 @@ class LinearBigram(_Intervention):
     train_set, eval_sets = "intervention_train", ("intervention",)
     chance = 1 / N_SYMBOLS
 
-    def __init__(self, hidden_size: int, max_len: int = 9):
+    def __init__(self, hidden_size: int, k: int = 1, max_len: int = 9):
         super().__init__()
         self.n_variables = max_len - 1
-        self.patch = RotatedSubspacePatch(hidden_size, self.n_variables)
+        self.patch = RotatedSubspacePatch(hidden_size, self.n_variables, k)
 
     def corrupt(self, x, lengths, generator):
+        """One member's batch: x [B, T], lengths [B]."""
         B, T = x.shape
         p = (torch.rand(B, generator=generator) * lengths.cpu()).long()
         pos = torch.arange(T)[None]
         corrupted = torch.where(pos == p[:, None], random_tokens((B, T), generator, "cpu"), x.cpu())
         keep = (pos - p[:, None]).abs() <= 1
         source = torch.where(keep, x.cpu(), random_tokens((B, T), generator, "cpu"))
-        k = torch.arange(self.n_variables)[None]
-        intervene = (k == p[:, None] - 1) | (k == p[:, None])  # p = 8 touches only variable 7
+        v = torch.arange(self.n_variables)[None]
+        intervene = (v == p[:, None] - 1) | (v == p[:, None])  # p = 8 touches only variable 7
         return corrupted.to(x.device), source.to(x.device), intervene.to(x.device)
 
-    def state(self, gru: RepeatGRU, x, lengths, generator, patch: bool = True):
-        corrupted, source, intervene = self.corrupt(x, lengths, generator)
+    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+        corrupted, source, intervene = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
-            h = gru.encode(torch.cat([corrupted, source]), torch.cat([lengths, lengths]))
-        base, src = h.chunk(2)
-        return self.patch(base, src, intervene) if patch else base
+            h = gru.encode(torch.cat([corrupted, source], 1), torch.cat([lengths, lengths], 1))
+        base, src = h.chunk(2, 1)
+        return self.patch(base, src, intervene, generators) if patch else base
 
     def regularizer(self):
         return self.patch.regularizer()
@@ -135,16 +166,18 @@ class LinearBigram(_Intervention):
 class OnionScale(nn.Module):
     """s(p) = g * gamma^p + p * l + b, one value per state dimension and 0-based position p."""
 
-    def __init__(self, hidden_size: int, l_init: float):
+    def __init__(self, hidden_size: int, l_init: float, k: int = 1):
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((hidden_size,), 0.9))
-        self.g = nn.Parameter(torch.ones(hidden_size))
-        self.b = nn.Parameter(torch.zeros(hidden_size))
-        self.l = nn.Parameter(torch.full((hidden_size,), l_init))
+        self.gamma = nn.Parameter(torch.full((k, hidden_size), 0.9))
+        self.g = nn.Parameter(torch.ones(k, hidden_size))
+        self.b = nn.Parameter(torch.zeros(k, hidden_size))
+        self.l = nn.Parameter(torch.full((k, hidden_size), l_init))
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
+        """p [K, B] -> [K, B, H]"""
         p = p.to(self.g.dtype)[..., None]
-        return self.g * self.gamma ** p + p * self.l + self.b
+        g, gamma, l, b = (v[:, None] for v in (self.g, self.gamma, self.l, self.b))
+        return g * gamma ** p + p * l + b
 
 
 class OnionUnigram(_Intervention):
@@ -153,29 +186,34 @@ class OnionUnigram(_Intervention):
     train_set, eval_sets = "train", ("valid", "valid_rep_3", "valid_norep_3")
     chance = 1 / N_SYMBOLS
 
-    def __init__(self, hidden_size: int):
+    def __init__(self, hidden_size: int, k: int = 1):
         super().__init__()
-        self.embedding = nn.Parameter(torch.randn(N_SYMBOLS, hidden_size))
-        self.scale = OnionScale(hidden_size, l_init=1.0)
+        self.embedding = nn.Parameter(torch.randn(k, N_SYMBOLS, hidden_size))
+        self.scale = OnionScale(hidden_size, l_init=1.0, k=k)
 
     def repair(self, h, original, replacement, p):
         E = torch.tanh(self.embedding)
-        return h + (E[original] - E[replacement]) * self.scale(p)
+        return h + (gather_rows(E, original) - gather_rows(E, replacement)) * self.scale(p)
 
-    def state(self, gru: RepeatGRU, x, lengths, generator, patch: bool = True):
+    @staticmethod
+    def corrupt(x, lengths, generator):
+        """One member's batch: a random position of each sequence gets a random token."""
         B = len(x)
         p = (torch.rand(B, generator=generator) * lengths.cpu()).long().to(x.device)
         new = random_tokens((B,), generator, x.device)
         rows = torch.arange(B, device=x.device)
-        original = x[rows, p]
         corrupted = x.clone()
         corrupted[rows, p] = new
+        return corrupted, x[rows, p], new, p
+
+    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+        corrupted, original, new, p = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)
         return self.repair(h, original, new, p) if patch else h
 
     def regularizer(self):
-        return torch.zeros(())
+        return self.embedding.new_zeros(len(self.embedding))
 
 
 INTERVENTIONS = {"linear_unigram": LinearUnigram, "linear_bigram": LinearBigram, "onion_unigram": OnionUnigram}

@@ -1,9 +1,12 @@
-"""Jobs of a profile (one per GRU, one per GRU x analysis) and the executors that run them.
+"""Jobs of a profile (one per GRU, one per GRU x analysis), the groups they run in, and the
+executors that run the groups.
 
-Local: worker processes, each limited to cores // workers torch threads (two 2-thread processes on 2
-cores ran 38x slower here).  SLURM: the same job function through submitit.  A job writes its
-result to the cache itself, so a killed worker leaves nothing behind but an unfinished entry that
-is never marked done.
+A job is one model and one cache entry.  Jobs of the same size and method run as one group, one
+batched model in one process (fastgru.py, layers.py), which writes each member's entry when the
+group is done.  Local: worker processes, each limited to cores // workers torch threads (two
+2-thread processes on 2 cores ran 38x slower here).  SLURM: one task per group through submitit.
+A killed worker leaves nothing behind but unfinished entries that are never marked done: it loses
+the groups in progress.
 """
 from __future__ import annotations
 
@@ -16,6 +19,16 @@ import multiprocessing as mp
 
 from . import cache
 from .profiles import Profile
+
+# Most models per group.  CPU: measured (README, "Speed"): a step's cost grows linearly with K
+# beyond 2, and 2 workers x 1 thread running pairs beat every other layout of the train stage.
+# CUDA: a step is launch-bound, so the group is as large as a size's jobs allow (not yet measured).
+MAX_GROUP = {"cpu": 2, "cuda": 16}
+
+
+def default_max_group() -> int:
+    import torch
+    return MAX_GROUP["cuda" if torch.cuda.is_available() else "cpu"]
 
 
 @dataclass(frozen=True)
@@ -55,22 +68,38 @@ def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
             sorted([j for j in analyses if not is_done(j)], key=key))
 
 
-def run_job(job: Job, threads: int | None = None) -> dict:
-    """Compute one job into the cache; returns a one-line summary."""
+def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
+    """Jobs that can run as one group: the same size and method (GRUs: method None), at most
+    ``max_group`` each, largest size first.  Variants and seeds mix freely within a group."""
+    by_kind: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        by_kind.setdefault((job.size, job.method or ""), []).append(job)
+    groups = []
+    for (size, _), members in sorted(by_kind.items(), key=lambda item: -item[0][0]):
+        n = -(-len(members) // max_group)  # as few groups as the cap allows, of even sizes
+        groups += [members[i::n] for i in range(n)]
+    return groups
+
+
+def run_group(jobs: list[Job], threads: int | None = None) -> list[dict]:
+    """Compute one group of jobs into the cache (one entry per job); one summary line per job."""
     import torch
     if threads:
         torch.set_num_threads(threads)
-    from .analysis import get_analysis
-    from .train import get_gru
+    from .analysis import get_analyses
+    from .train import get_grus
     start = time.time()
-    gru, analysis = _configs(job)
-    if analysis is None:
-        manifest = get_gru(gru, eval_size=job.profile.eval_size)[1]
-        accuracy = manifest["metrics"]["valid"]["accuracy"]
+    configs = [_configs(job) for job in jobs]
+    grus = [gru for gru, _ in configs]
+    if jobs[0].method is None:
+        manifests = get_grus(grus, eval_size=jobs[0].profile.eval_size)[1]
+        accuracies = [m["metrics"]["valid"]["accuracy"] for m in manifests]
     else:
-        manifest = get_analysis(gru, analysis)[1]
-        accuracy = manifest["metrics"]["accuracy"]
-    return {"label": job.label, "accuracy": accuracy, "seconds": time.time() - start}
+        manifests = get_analyses(grus, [analysis for _, analysis in configs])[1]
+        accuracies = [m["metrics"]["accuracy"] for m in manifests]
+    seconds = time.time() - start
+    return [{"label": job.label, "accuracy": a, "seconds": seconds, "group_size": len(jobs)}
+            for job, a in zip(jobs, accuracies)]
 
 
 def _init_worker(threads: int):
@@ -79,39 +108,47 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
-def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict | None = None) -> list[dict]:
+def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict | None = None,
+             max_group: int | None = None) -> list[dict]:
+    """Run ``jobs`` as groups (``plan_groups``; ``max_group`` None: this device's default) on
+    ``workers`` processes, workers x threads <= cores."""
     if not jobs:
         return []
+    groups = plan_groups(jobs, max_group or default_max_group())
     if executor == "slurm":
-        return _run_submitit(jobs, slurm or {})
+        return _run_submitit(groups, slurm or {})
     cores = os.cpu_count() or 1
-    workers = max(1, min(workers, len(jobs), cores))
+    workers = max(1, min(workers, len(groups), cores))
     threads = max(1, cores // workers)
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a caller that limits threads is obeyed
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     results, start = [], time.time()
     if workers == 1:
-        for i, job in enumerate(jobs):
-            results.append(run_job(job, threads))
-            _report(results[-1], i + 1, len(jobs), start)
+        for group in groups:
+            results += run_group(group, threads)
+            _report(results, len(jobs), start)
         return results
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
-        for i, fut in enumerate(as_completed(futures)):
-            results.append(fut.result())
-            _report(results[-1], i + 1, len(jobs), start)
+        futures = [pool.submit(run_group, group) for group in groups]
+        for fut in as_completed(futures):
+            results += fut.result()
+            _report(results, len(jobs), start)
     return results
 
 
-def _report(result: dict, done: int, total: int, start: float):
+def _report(results: list[dict], total: int, start: float):
+    """One line per job of the group that just finished."""
+    done = len(results)
     eta = (time.time() - start) / done * (total - done)
-    print(f"[{done}/{total}] {result['label']}: accuracy {result['accuracy']:.3f} "
-          f"({result['seconds']:.0f} s; ETA {eta / 60:.1f} min)", flush=True)
+    group = results[-results[-1]["group_size"]:]
+    for i, result in enumerate(group):
+        print(f"[{done - len(group) + i + 1}/{total}] {result['label']}: accuracy {result['accuracy']:.3f} "
+              f"(group of {result['group_size']}, {result['seconds']:.0f} s; ETA {eta / 60:.1f} min)", flush=True)
 
 
-def _run_submitit(jobs: list[Job], slurm: dict) -> list[dict]:
-    """One SLURM task per job; ``cluster='local'`` (for tests) runs them as local processes."""
+def _run_submitit(groups: list[list[Job]], slurm: dict) -> list[dict]:
+    """One SLURM task per group; ``cluster='local'`` (for tests) runs them as local processes."""
     import submitit
     folder = slurm.get("folder") or str(cache.data_root().parent / "build" / "submitit")
     executor = submitit.AutoExecutor(folder=folder, cluster=slurm.get("cluster"))
@@ -119,9 +156,9 @@ def _run_submitit(jobs: list[Job], slurm: dict) -> list[dict]:
     if executor.cluster == "slurm":
         params.update(slurm_partition=slurm.get("partition"), gpus_per_node=slurm.get("gpus", 0))
     executor.update_parameters(**params)
-    submitted = executor.map_array(run_job, jobs, [slurm.get("cpus", 2)] * len(jobs))
+    submitted = executor.map_array(run_group, groups, [slurm.get("cpus", 2)] * len(groups))
     results, start = [], time.time()
-    for i, job in enumerate(submitted):
-        results.append(job.result())
-        _report(results[-1], i + 1, len(jobs), start)
+    for task in submitted:
+        results += task.result()
+        _report(results, sum(map(len, groups)), start)
     return results

@@ -2,7 +2,8 @@
 onion-geometry notebook.
 
 Both expose the RepeatGRU interface that interventions and probes use: ``encode``, ``decode``
-(teacher-forced logits), ``generate`` (free-running), ``config.hidden_size`` and ``device``.
+(teacher-forced logits), ``generate`` (free-running), ``hidden_size`` and ``device``, with the same
+leading model axis (tokens [K, B, T], states [K, B, H]); every member is the same fixed store.
 
 * ``LinearStore``: position p's token lives in its own block of coordinates (a code vector per
   token): a linear interchange intervention can swap positions by swapping blocks.
@@ -11,8 +12,6 @@ Both expose the RepeatGRU interface that interventions and probes use: ``encode`
   classifies the leading term and peels off the emitted token, as an autoregressive GRU would.
 """
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -23,7 +22,7 @@ N_SYMBOLS, MAX_LEN = 30, 9
 class _Store(nn.Module):
     def __init__(self, hidden_size: int):
         super().__init__()
-        self.config = SimpleNamespace(hidden_size=hidden_size)
+        self.hidden_size = hidden_size
         self.register_buffer("anchor", torch.zeros(1))  # gives the model a device and a state_dict
 
     @property
@@ -33,10 +32,10 @@ class _Store(nn.Module):
     def generate(self, h, steps):
         out = []
         for t in range(steps):
-            prev = torch.stack(out, 1) if out else torch.zeros(len(h), 0, dtype=torch.long)
-            padded = torch.cat([prev, torch.zeros(len(h), steps - t, dtype=torch.long)], 1)
-            out.append(self.decode(h, padded)[:, t].argmax(-1))
-        return torch.stack(out, 1)
+            prev = torch.stack(out, -1) if out else torch.zeros(*h.shape[:2], 0, dtype=torch.long)
+            padded = torch.cat([prev, torch.zeros(*h.shape[:2], steps - t, dtype=torch.long)], -1)
+            out.append(self.decode(h, padded)[:, :, t].argmax(-1))
+        return torch.stack(out, -1)
 
 
 class LinearStore(_Store):
@@ -48,16 +47,16 @@ class LinearStore(_Store):
         self.code_dim = code_dim
 
     def encode(self, tokens, lengths):
-        B, T = tokens.shape
-        blocks = self.codes[tokens.long()]  # [B, T, d]
-        blocks = blocks * (torch.arange(T)[None, :, None] < lengths[:, None, None])
-        h = torch.zeros(B, MAX_LEN, self.code_dim)
-        h[:, :T] = blocks
-        return h.reshape(B, -1)
+        K, B, T = tokens.shape
+        blocks = self.codes[tokens.long()]  # [K, B, T, d]
+        blocks = blocks * (torch.arange(T)[:, None] < lengths[..., None, None])
+        h = torch.zeros(K, B, MAX_LEN, self.code_dim)
+        h[:, :, :T] = blocks
+        return h.reshape(K, B, -1)
 
     def decode(self, h, targets, lengths=None):
-        T = targets.shape[1]
-        blocks = h.view(len(h), MAX_LEN, self.code_dim)[:, :T]
+        T = targets.shape[-1]
+        blocks = h.view(*h.shape[:2], MAX_LEN, self.code_dim)[:, :, :T]
         return 20.0 * blocks @ self.codes.T
 
 
@@ -67,13 +66,13 @@ class OnionStore(_Store):
         self.gamma = gamma
 
     def encode(self, tokens, lengths):
-        T = tokens.shape[1]
-        weights = self.gamma ** torch.arange(T, dtype=torch.float)[None] * (torch.arange(T)[None] < lengths[:, None])
-        return (nn.functional.one_hot(tokens.long(), N_SYMBOLS).float() * weights[..., None]).sum(1)
+        T = tokens.shape[-1]
+        weights = self.gamma ** torch.arange(T, dtype=torch.float) * (torch.arange(T) < lengths[..., None])
+        return (nn.functional.one_hot(tokens.long(), N_SYMBOLS).float() * weights[..., None]).sum(-2)
 
     def decode(self, h, targets, lengths=None):
         logits = []
-        for t in range(targets.shape[1]):
+        for t in range(targets.shape[-1]):
             logits.append(h * (3.0 / self.gamma ** t))  # argmax picks the leading (largest) layer
-            h = h - self.gamma ** t * nn.functional.one_hot(targets[:, t].long(), N_SYMBOLS).float()
-        return torch.stack(logits, 1)
+            h = h - self.gamma ** t * nn.functional.one_hot(targets[..., t].long(), N_SYMBOLS).float()
+        return torch.stack(logits, -2)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import cache, data
+from .layers import from_members
 from .model import ModelConfig, RepeatGRU, exact_match, sequence_loss
 from .profiles import Profile
 
@@ -100,39 +101,49 @@ SAMPLERS = {"random": lambda lengths, bs, seed: BatchSampler(len(lengths), bs, s
 
 def optimizer(model: torch.nn.Module, config: "GRUConfig") -> torch.optim.Optimizer:
     # fused: one kernel for the whole update instead of a Python loop over parameters (equal to the
-    # default implementation up to float rounding)
+    # default implementation up to float rounding).  AdamW is elementwise, so a group's members take
+    # the steps they would alone.
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
 def training_step(model: RepeatGRU, opt: torch.optim.Optimizer, x: torch.Tensor, l: torch.Tensor,
                   tokens_per_batch: float | None = None) -> torch.Tensor:
+    """One step of every member on its own batch (x [K, B, T], l [K, B]); returns the losses [K]."""
     loss = sequence_loss(model(x, l), x, l, tokens_per_batch)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     opt.step()
-    return loss
+    return loss.detach()
 
 
 def batch(tokens: torch.Tensor, lengths: torch.Tensor, idx: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``idx`` trimmed to their longest sequence, as long tensors on ``device``."""
+    """Rows ``idx [K, B]`` (one row of indices per member) trimmed to the longest sequence, as long
+    tensors ``[K, B, T]`` and ``[K, B]`` on ``device``."""
     l = lengths[idx]
     return tokens[idx, :int(l.max())].long().to(device), l.long().to(device)
 
 
+def sample(samplers) -> torch.Tensor:
+    """The next batch of indices of every member's own sampler, [K, B]."""
+    return torch.stack([next(s) for s in samplers])
+
+
 @torch.inference_mode()
-def evaluate(model: RepeatGRU, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 1024) -> dict:
-    """Sequence exact match with teacher forcing (the authors' metric), free-running greedy exact
-    match, and teacher-forced accuracy by length."""
+def evaluate(model: RepeatGRU, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 1024) -> list[dict]:
+    """Per member, on the same set: sequence exact match with teacher forcing (the authors' metric),
+    free-running greedy exact match, and teacher-forced accuracy by length."""
     was_training = model.training
     model.eval()
-    tf, greedy = [], []
+    K, tf, greedy = len(model.configs), [], []
     for start in range(0, len(tokens), batch_size):
-        x, l = batch(tokens, lengths, torch.arange(start, min(start + batch_size, len(tokens))), model.device)
+        idx = torch.arange(start, min(start + batch_size, len(tokens))).expand(K, -1)
+        x, l = batch(tokens, lengths, idx, model.device)
         h = model.encode(x, l)
         tf.append(exact_match(model.decode(h, x, lengths=l).argmax(-1), x, l).cpu())
-        greedy.append(exact_match(model.generate(h, x.shape[1]), x, l).cpu())
+        greedy.append(exact_match(model.generate(h, x.shape[2]), x, l).cpu())
     model.train(was_training)
-    return summarize(torch.cat(tf), lengths, torch.cat(greedy))
+    tf, greedy = torch.cat(tf, 1), torch.cat(greedy, 1)
+    return [summarize(tf[k], lengths, greedy[k]) for k in range(K)]
 
 
 def summarize(correct: torch.Tensor, lengths: torch.Tensor, greedy: torch.Tensor | None = None) -> dict:
@@ -149,56 +160,78 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty() and not quiet
 
 
-def train_gru(config: GRUConfig, device=None, eval_size: int | None = None,
-              batching: str = "random") -> tuple[RepeatGRU, dict]:
-    """Train from scratch. Returns the model and metrics: the final validation result and the curve.
+def check_group(configs: list, varying: tuple[str, ...]) -> None:
+    """The members of a group may differ only in the fields ``varying`` (a group runs one schedule)."""
+    shared = [{k: v for k, v in asdict(c).items() if k not in varying} for c in configs]
+    if any(s != shared[0] for s in shared):
+        raise ValueError(f"a group's configs may differ only in {varying}: {shared}")
+
+
+def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None,
+               batching: str = "random") -> tuple[RepeatGRU, list[dict]]:
+    """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order.
+    Returns the group and each member's metrics: the final validation result and the curve.
     ``batching="length_buckets"`` is for the speed experiment only (see LengthBucketSampler)."""
     if batching not in SAMPLERS:
         raise ValueError(f"unknown batching {batching!r}; choose from {sorted(SAMPLERS)}")
+    check_group(configs, ("variant", "seed"))
+    config, K = configs[0], len(configs)
     device = device or default_device()
-    torch.manual_seed(config.seed)
-    model = RepeatGRU(config.model_config).to(device)
+    model = from_members(lambda members: RepeatGRU([configs[k].model_config for k in members]),
+                         [c.seed for c in configs]).to(device)
     opt = optimizer(model, config)
     tokens, lengths = data.load("train", size=config.train_size)
     v_tokens, v_lengths = data.load("valid")
     v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
-    sampler = SAMPLERS[batching](lengths, config.batch_size, config.seed)
+    samplers = [SAMPLERS[batching](lengths, config.batch_size, c.seed) for c in configs]
     # A bucket's token mean would weigh each length by its number of sequences rather than tokens;
     # dividing the token sum by the expected token count keeps the expected gradient of random batches.
     norm = None if batching == "random" else config.batch_size * lengths.float().mean().item()
-    curve, start, show = [], time.time(), progress_enabled()
+    curves, start, show = [[] for _ in configs], time.time(), progress_enabled()
+    names = "+".join(c.label for c in configs)
     for step in range(1, config.steps + 1):
-        x, l = batch(tokens, lengths, next(sampler), device)
-        loss = training_step(model, opt, x, l, norm)
+        loss = training_step(model, opt, *batch(tokens, lengths, sample(samplers), device), norm)
         if step % config.eval_every == 0 or step == config.steps:
-            result = evaluate(model, v_tokens, v_lengths)
-            curve.append({"step": step, "loss": loss.item(), "accuracy": result["accuracy"],
-                          "seconds": round(time.time() - start, 2)})
+            results, seconds = evaluate(model, v_tokens, v_lengths), round(time.time() - start, 2)
+            for curve, result, member_loss in zip(curves, results, loss.tolist()):
+                curve.append({"step": step, "loss": member_loss, "accuracy": result["accuracy"], "seconds": seconds})
             if show:
                 eta = (time.time() - start) / step * (config.steps - step)
-                print(f"\r{config.label}: step {step}/{config.steps} loss {loss.item():.3f} "
-                      f"acc {result['accuracy']:.3f} ETA {eta / 60:.1f} min", end="", file=sys.stderr, flush=True)
+                accuracy = " ".join(f"{r['accuracy']:.3f}" for r in results)
+                print(f"\r{names}: step {step}/{config.steps} acc {accuracy} ETA {eta / 60:.1f} min",
+                      end="", file=sys.stderr, flush=True)
     if show:
         print(file=sys.stderr)
     final = evaluate(model, v_tokens, v_lengths)
-    longer = {name: evaluate(model, *data.load(name))["accuracy"]
+    longer = {name: [r["accuracy"] for r in evaluate(model, *data.load(name))]
               for name in ("valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat")}
-    metrics = {"valid": final, "longer": longer, "curve": curve,
-               "seconds_per_step": (time.time() - start) / config.steps}
-    return model, metrics
+    seconds = (time.time() - start) / config.steps
+    return model, [{"valid": final[k], "longer": {name: v[k] for name, v in longer.items()}, "curve": curves[k],
+                    "seconds_per_step": seconds, "group_size": K} for k in range(K)]
+
+
+def gru_entry(config: GRUConfig) -> tuple[str, dict]:
+    """The cache label and config of a trained GRU."""
+    return config.label, asdict(config)
+
+
+def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None) -> tuple[RepeatGRU, list[dict]]:
+    """The trained GRUs of ``configs`` as one frozen group in eval mode, and their manifests: each
+    from the cache, the missing ones trained now (as one group) and cached one entry per model."""
+    device = device or default_device()
+    found = cache.get_many("gru", [gru_entry(c) for c in configs])
+    missing = [i for i, f in enumerate(found) if f is None]
+    if missing:
+        start = time.time()
+        model, metrics = train_grus([configs[i] for i in missing], device, eval_size)
+        for j, i in enumerate(missing):
+            found[i] = cache.put("gru", *gru_entry(configs[i]), model.member_state(j), metrics[j], time.time() - start)
+    model = RepeatGRU([c.model_config for c in configs]).load_members([state for state, _ in found])
+    model.to(device).eval().requires_grad_(False)
+    return model, [manifest for _, manifest in found]
 
 
 def get_gru(config: GRUConfig, device=None, eval_size: int | None = None) -> tuple[RepeatGRU, dict]:
-    """The trained GRU for ``config``: from the cache, or trained now and cached.
-    The returned model is frozen (requires_grad False) and in eval mode."""
-    device = device or default_device()
-
-    def compute():
-        model, metrics = train_gru(config, device, eval_size)
-        return model.state_dict(), metrics
-
-    state, manifest = cache.get_or_compute("gru", config.label, asdict(config), compute)
-    model = RepeatGRU(config.model_config)
-    model.load_state_dict(state)
-    model.to(device).eval().requires_grad_(False)
+    """One trained GRU (a group of one), from the cache or trained now and cached."""
+    model, (manifest,) = get_grus([config], device, eval_size)
     return model, manifest

@@ -34,7 +34,7 @@ tokens = encode_string(text)
 rec = run_with_gates(model, tokens)
 labels = text.split() + ["S"] + text.split()[:-1]
 L = len(tokens)
-generated = model.generate(rec["h"][L - 1][None], L)[0]
+generated = model.generate(rec["h"][L - 1][None, None], L)[0, 0]  # a group of one model, one sequence
 print("input:    ", text)
 print("generated:", " ".join("0123456789abcdefghijklmnopqrst"[int(t)] for t in generated))
 
