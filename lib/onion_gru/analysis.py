@@ -54,8 +54,9 @@ def build(method: str, hidden_size: int, seeds=(0,)) -> torch.nn.Module:
     return from_members(lambda members: METHODS[method](hidden_size, len(members)), seeds)
 
 
-def generators(seed: int, k: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(seed) for _ in range(k)]
+def generators(seeds) -> list[torch.Generator]:
+    """One generator per member: the corruptions (and Gumbel noise) each member draws."""
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
 
 
 @torch.no_grad()
@@ -66,7 +67,7 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
     was_training = module.training
     module.eval()
     K = group_size(module)
-    gens = generators(EVAL_SEED, K)
+    gens = generators([EVAL_SEED] * K)
     tf, free, floor = [], [], []
     for start in range(0, len(tokens), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(tokens))).expand(K, -1)
@@ -118,7 +119,7 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], eval_every: int
     opt = method_optimizer(module, config.lr, config.weight_decay)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
     samplers = [BatchSampler(len(tokens), config.batch_size, c.seed) for c in configs]
-    gens = [torch.Generator().manual_seed(c.seed) for c in configs]
+    gens = generators(c.seed for c in configs)
     gru_before = {k: v.clone() for k, v in gru.state_dict().items()}
     start, curves = time.time(), [[] for _ in configs]
     gru.train()  # no dropout: train mode changes nothing; the weights stay frozen

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from . import data
-from .analysis import METHODS, build, method_optimizer, method_step
+from .analysis import METHODS, build, generators, method_optimizer, method_step
 from .jobs import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES
@@ -157,7 +157,7 @@ def stage2_step_seconds(method: str, size: int, k: int, device) -> float:
     opt = method_optimizer(module, lr=1e-3, weight_decay=0.01)
     t, l = data.load(module.train_set, size=20_000)
     samplers = [BatchSampler(len(t), 256, seed) for seed in range(k)]
-    gens = [torch.Generator().manual_seed(seed) for seed in range(k)]
+    gens = generators(range(k))
     gru.train()
     return time_steps(lambda: method_step(gru, module, opt, *batch(t, l, sample(samplers), device), gens), device)
 

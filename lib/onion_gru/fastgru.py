@@ -5,7 +5,7 @@ Why: at the sizes of this task (N <= 256, batch 256) a training step is bound by
 kernels, not by arithmetic, on the CPU and even more on a GPU.  So:
 - a group of K models is one batched matrix product per step (``bmm``), never one per model: the
   kernel count of a step does not grow with K;
-- each time step is 6 kernels forward and 3 backward: every backward factor is computed for all
+- each time step is 9 kernels forward and 3 backward: every backward factor is computed for all
   steps at once after the loop, so the recurrence only multiplies the incoming gradient by them and
   runs one product (``nn.GRU`` on CPU records a dozen autograd nodes per step and replays each);
 - states carry a constant 1 in an extra column and the recurrent weight matrix its bias as an extra

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
 from .data import N_SYMBOLS
-from .layers import gather_rows, take
+from .layers import GroupLinear, gather_rows, take
 from .model import RepeatGRU
 
 
@@ -43,16 +43,6 @@ class _Intervention(nn.Module):
         return gru.generate(h, steps)
 
 
-class _Matrices(nn.Module):
-    """K square matrices as ``weight [K, H, H]``, for the orthogonal parametrization (batched)."""
-
-    def __init__(self, size: int, k: int):
-        super().__init__()
-        # nn.Linear's default initialisation, which orthogonal() then orthogonalises
-        bound = 1 / size ** 0.5
-        self.weight = nn.Parameter(torch.empty(k, size, size).uniform_(-bound, bound))
-
-
 class RotatedSubspacePatch(nn.Module):
     """u = R h; coordinate c of u is taken from the source state when its variable is intervened on;
     h' = R^T u'.  Assignments are hard straight-through Gumbel-softmax in training, argmax in eval."""
@@ -60,8 +50,9 @@ class RotatedSubspacePatch(nn.Module):
     def __init__(self, hidden_size: int, n_variables: int, k: int = 1, reg_scale: float = 0.001):
         super().__init__()
         self.n_variables, self.reg_scale = n_variables, reg_scale
-        # default map is matrix_exp, so R starts as a random orthogonal matrix
-        self.rotation = orthogonal(_Matrices(hidden_size, k))
+        # default map is matrix_exp, so R starts as a random orthogonal matrix (nn.Linear's init,
+        # orthogonalised)
+        self.rotation = orthogonal(GroupLinear(hidden_size, hidden_size, k, bias=False))
         self.mask_logits = nn.Parameter(0.01 * torch.randn(k, hidden_size, n_variables + 1))
 
     def assignment(self, generators=None) -> torch.Tensor:
@@ -69,9 +60,8 @@ class RotatedSubspacePatch(nn.Module):
         In training: hard straight-through Gumbel-softmax (tau 1), each member's noise drawn from its
         own generator, so that a member draws the same noise in any group."""
         logits = self.mask_logits
-        hard = F.one_hot(logits.argmax(-1), self.n_variables + 1).to(logits.dtype)
         if not self.training:
-            return hard
+            return F.one_hot(logits.argmax(-1), self.n_variables + 1).to(logits.dtype)
         noise = torch.stack([torch.empty(logits.shape[1:]).exponential_(generator=g) for g in generators])
         soft = torch.softmax(logits - noise.log().to(logits), -1)
         hard = F.one_hot(soft.argmax(-1), self.n_variables + 1).to(logits.dtype)
@@ -84,8 +74,8 @@ class RotatedSubspacePatch(nn.Module):
         R = self.rotation.weight
         u_base, u_source = torch.bmm(base, R.mT), torch.bmm(source, R.mT)
         assignment = self.assignment(generators)[..., :self.n_variables]
-        take_ = torch.bmm(intervene.to(base.dtype), assignment.mT)  # [K, B, H], 0/1
-        return torch.bmm(u_base + take_ * (u_source - u_base), R)
+        from_source = torch.bmm(intervene.to(base.dtype), assignment.mT)  # [K, B, H], 0/1
+        return torch.bmm(u_base + from_source * (u_source - u_base), R)
 
     def regularizer(self) -> torch.Tensor:
         """[K]: pushes coordinates towards "none", i.e. towards small variable subspaces"""

@@ -11,7 +11,7 @@ and computes what it would alone (fastgru.py).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
