@@ -9,6 +9,7 @@ from onion_gru import data
 from onion_gru.analysis import METHODS, AnalysisConfig, build, evaluate_method, train_methods
 from onion_gru.interventions import LinearBigram, LinearUnigram, OnionUnigram, RotatedSubspacePatch
 from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.profiles import Budget
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,7 +24,7 @@ def short_sets(max_len: int = 3):
 
 
 def fit(model, method, steps, lr, short=False):
-    config = AnalysisConfig(method, "handbuilt", steps, seed=0, train_size=20_000, eval_size=500, lr=lr)
+    config = AnalysisConfig(method, "handbuilt", Budget.fixed(steps), seed=0, train_size=20_000, eval_size=500, lr=lr)
     if short:
         train, valid = short_sets()
         module, (metrics,) = train_methods(model, [config], train_data=train, eval_data={"short": valid})
@@ -124,7 +125,7 @@ def test_gru_is_bitwise_unchanged(method):
     torch.manual_seed(0)
     gru = RepeatGRU(ModelConfig(8)).eval().requires_grad_(False)
     before = {k: v.clone() for k, v in gru.state_dict().items()}
-    module, metrics = train_methods(gru, [AnalysisConfig(method, "tiny", 5, train_size=2000, eval_size=50)])
+    module, metrics = train_methods(gru, [AnalysisConfig(method, "tiny", Budget.fixed(5), train_size=2000, eval_size=50)])
     assert all(torch.equal(before[k], v) for k, v in gru.state_dict().items())
     assert all(p.grad is None for p in gru.parameters())
     assert any(p.grad is not None for p in module.parameters())
@@ -138,7 +139,7 @@ def test_a_method_trained_in_a_group_is_the_method_trained_alone(method):
     try:
         torch.manual_seed(0)
         grus = RepeatGRU([ModelConfig(8), ModelConfig(8, "no_input")]).eval().requires_grad_(False)
-        configs = [AnalysisConfig(method, f"gru{k}", 6, seed=k, train_size=2000, eval_size=50) for k in range(2)]
+        configs = [AnalysisConfig(method, f"gru{k}", Budget.fixed(6), seed=k, train_size=2000, eval_size=50) for k in range(2)]
         group, metrics = train_methods(grus, configs)
         for k in range(2):
             gru = RepeatGRU(grus.configs[k]).load_members([grus.member_state(k)]).eval().requires_grad_(False)

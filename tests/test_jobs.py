@@ -24,7 +24,8 @@ def test_paper_profile_is_the_authors_protocol():
     p = PROFILES["paper"]
     assert p.sizes == (48, 64, 128, 256, 512, 1024)
     assert p.variants == ("autoregressive", "no_input") and len(p.seeds) == 5
-    assert (p.gru_steps, p.analysis_steps, p.batch_size, p.eval_every) == (40_000, 60_000, 256, 1_000)
+    assert (p.gru.max_steps, p.analysis.max_steps, p.batch_size) == (40_000, 60_000, 256)
+    assert p.gru.patience == p.analysis.patience == 0  # fixed step counts, no convergence rule
     assert (p.train_size, p.eval_size) == (1_000_000, 5_000)
     config = GRUConfig.from_profile(p, 64, "autoregressive", 0)
     assert (config.lr, config.weight_decay) == (1e-3, 0.1)
@@ -57,6 +58,9 @@ def test_groups_share_size_and_method_and_respect_the_cap():
     # 4 jobs of a kind under a cap of 3: two groups of 2, not 3 + 1; largest size first
     assert sorted(len(g) for g in groups) == [2] * 12 and groups[0][0].size == 128
     assert [len(g) for g in plan_groups(grus, max_group=4)] == [4, 4, 4]
+    # a group holds consecutive jobs (one variant, in profile order): they converge together
+    assert [[j.label for j in g] for g in plan_groups(grus, max_group=2)][-2:] == [
+        ["N48-autoregressive-s0", "N48-autoregressive-s1"], ["N48-no_input-s0", "N48-no_input-s1"]]
 
 
 def test_a_group_writes_one_entry_per_model(cache_root):

@@ -5,11 +5,12 @@ import torch
 from onion_gru.toy import LinearStore, OnionStore
 from onion_gru.analysis import PROBE_METHODS, AnalysisConfig, train_methods
 from onion_gru.probes import OnionProbe
+from onion_gru.profiles import Budget
 from test_interventions import short_sets
 
 
 def fit(store, method, steps=800, short=True):
-    config = AnalysisConfig(method, "handbuilt", steps, seed=0, train_size=20_000, eval_size=500, lr=1e-2)
+    config = AnalysisConfig(method, "handbuilt", Budget.fixed(steps), seed=0, train_size=20_000, eval_size=500, lr=1e-2)
     if short:
         train, valid = short_sets()
         return train_methods(store, [config], train_data=train, eval_data={"short": valid})[1][0]

@@ -26,6 +26,14 @@ def test_wide_markdown_has_the_paper_layout():
     assert "| No input | Onion Unigram | 0.50 ± 0.10 | 0.75 ± 0.00 |" in md
 
 
+def test_aggregate_and_markdown_carry_the_steps_run():
+    runs = pd.DataFrame({"size": [48, 48], "variant": ["no_input"] * 2, "method": ["onion_unigram"] * 2,
+                         "accuracy": [0.5, 0.7], "steps": [4_000, 9_000]})
+    agg = report.aggregate(runs, P)
+    assert agg["steps"].tolist() == [6_500]
+    assert "| No input | Onion Unigram | 6,500 |" in report.wide_markdown(agg)
+
+
 def test_smoke_figures_never_land_in_figures(tmp_path):
     assert report.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
     assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"

@@ -8,8 +8,9 @@ from onion_gru import cache
 from onion_gru.train import BatchSampler, GRUConfig, LengthBucketSampler, evaluate, get_gru, get_grus, optimizer, train_grus
 from onion_gru.data import load
 from onion_gru.model import RepeatGRU
+from onion_gru.profiles import Budget
 
-TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, steps=12, eval_every=6, train_size=5_000)
+TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, budget=Budget.fixed(12, 6), train_size=5_000)
 
 
 def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
@@ -63,6 +64,17 @@ def test_a_gru_trained_in_a_group_is_the_gru_trained_alone(monkeypatch):
         torch.set_default_dtype(torch.float32)
 
 
+def test_a_gru_stopped_by_the_rule_is_the_gru_trained_to_that_step():
+    """min_gain 2 (no curve gains that much): the rule stops at min_steps, 12 of a 60-step cap; the
+    model kept, its curve and its step count are those of a fixed 12-step run."""
+    ruled = replace(TINY, budget=Budget(60, 6, min_steps=12, patience=6, min_gain=2.0, curve_size=100))
+    model, (metrics,) = train_grus([ruled], "cpu", eval_size=100)
+    fixed, (fixed_metrics,) = train_grus([replace(TINY, budget=Budget.fixed(12, 6, curve_size=100))], "cpu", eval_size=100)
+    assert metrics["steps"] == fixed_metrics["steps"] == 12 and [p["step"] for p in metrics["curve"]] == [6, 12]
+    for (name, value), other in zip(model.state_dict().items(), fixed.state_dict().values()):
+        assert torch.equal(value, other), name
+
+
 def test_metrics_have_curve_lengths_and_longer_sets():
     _, (metrics,) = train_grus([TINY], "cpu", eval_size=200)
     assert [p["step"] for p in metrics["curve"]] == [6, 12]
@@ -98,7 +110,7 @@ def test_fused_adamw_is_the_default_adamw():
     tokens, lengths = load("valid")
     weights = []
     for make in (lambda m: torch.optim.AdamW(m.parameters(), lr=TINY.lr, weight_decay=TINY.weight_decay),
-                 lambda m: optimizer(m, TINY)):
+                 lambda m: optimizer(m, TINY.lr, TINY.weight_decay)):
         torch.manual_seed(0)
         model = RepeatGRU(ModelConfig(16))
         start, opt = model.rnn.weight_hh_l0.detach().clone(), make(model)

@@ -17,8 +17,9 @@ from .interventions import INTERVENTIONS, _Intervention
 from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatGRU, exact_match, sequence_loss
 from .probes import PROBES
-from .profiles import Profile
-from .train import BatchSampler, GRUConfig, batch, check_group, default_device, get_grus, sample, summarize
+from .profiles import Budget, Profile
+from .train import (BatchSampler, GRUConfig, Schedule, batch, check_group, default_device, get_grus, optimizer,
+                    sample, summarize)
 
 METHODS = {**INTERVENTIONS, **PROBES}
 INTERVENTION_METHODS, PROBE_METHODS = tuple(INTERVENTIONS), tuple(PROBES)
@@ -29,7 +30,7 @@ EVAL_SEED = 1_000_003  # the corruptions every evaluation uses
 class AnalysisConfig:
     method: str
     gru_hash: str  # the cache key of the frozen GRU it analyses
-    steps: int
+    budget: Budget
     seed: int = 0
     train_size: int = 1_000_000
     eval_size: int = 5_000
@@ -43,7 +44,7 @@ class AnalysisConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
-        return cls(method, cache.config_hash(asdict(gru)), profile.analysis_steps, gru.seed,
+        return cls(method, cache.config_hash(asdict(gru)), profile.analysis, gru.seed,
                    profile.train_size, profile.eval_size, profile.batch_size)
 
 
@@ -102,38 +103,41 @@ def method_step(gru: RepeatGRU, module, opt, x, l, gens) -> torch.Tensor:
     return loss.detach()
 
 
-def method_optimizer(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW for a method's own parameters; fused: one kernel for the whole update."""
-    return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-
-
-def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], eval_every: int | None = None,
-                  train_data=None, eval_data: dict | None = None) -> tuple[torch.nn.Module, list[dict]]:
+def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None,
+                  eval_data: dict | None = None) -> tuple[torch.nn.Module, list[dict]]:
     """Train one method on each member of the frozen GRU group (config k on member k) as one group,
-    and evaluate each on the method's sets.  ``train_data`` (tokens, lengths) and ``eval_data``
-    {name: (tokens, lengths)} replace the method's own sets (the hand-built known-answer tests use
-    short sequences)."""
+    each member stopped by the budget's rule (``train.Schedule``; the curve is the accuracy on the
+    first ``curve_size`` sequences of the method's first evaluation set), then evaluate each on the
+    method's sets.  ``train_data`` (tokens, lengths) and ``eval_data`` {name: (tokens, lengths)}
+    replace the method's own sets (the hand-built known-answer tests use short sequences)."""
     check_group(configs, ("gru_hash", "seed"))
     config, K = configs[0], len(configs)
+    budget = config.budget
     module = build(config.method, gru.hidden_size, [c.seed for c in configs]).to(gru.device)
-    opt = method_optimizer(module, config.lr, config.weight_decay)
+    opt = optimizer(module, config.lr, config.weight_decay)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
+    eval_data = eval_data or {name: data.load(name) for name in module.eval_sets}
+    curve_set = [v[:budget.curve_size] for v in next(iter(eval_data.values()))]
     samplers = [BatchSampler(len(tokens), config.batch_size, c.seed) for c in configs]
     gens = generators(c.seed for c in configs)
     gru_before = {k: v.clone() for k, v in gru.state_dict().items()}
-    start, curves = time.time(), [[] for _ in configs]
+    start, schedule = time.time(), Schedule(budget, K)
+    state_of = lambda k: member_state(module.state_dict(), k)
     gru.train()  # no dropout: train mode changes nothing; the weights stay frozen
-    for step in range(1, config.steps + 1):
+    for step in range(1, budget.max_steps + 1):
         loss = method_step(gru, module, opt, *batch(tokens, lengths, sample(samplers), gru.device), gens)
-        if eval_every and step % eval_every == 0:
-            for curve, member_loss in zip(curves, loss.tolist()):
-                curve.append({"step": step, "loss": member_loss})
+        if budget.evaluates(step):
+            results, seconds = evaluate_method(gru, module, *curve_set), round(time.time() - start, 2)
+            points = [{"loss": l, "accuracy": r["accuracy"], "seconds": seconds} for r, l in zip(results, loss.tolist())]
+            if schedule.record(step, points, state_of):
+                break
     seconds = time.time() - start
     gru.eval()
     assert all(torch.equal(gru_before[k], v) for k, v in gru.state_dict().items()), "the GRU changed"
-    metrics = [{"chance": module.chance, "seconds_per_step": seconds / max(config.steps, 1), "curve": curve,
-                "group_size": K} for curve in curves]
-    eval_data = eval_data or {name: data.load(name) for name in module.eval_sets}
+    module.load_state_dict(stack_states(schedule.states))
+    metrics = [{"chance": module.chance, "seconds_per_step": seconds / max(step, 1), "curve": curve,
+                "steps": stopped, "flattened": flat, "group_size": K}
+               for curve, stopped, flat in zip(schedule.curves, schedule.stopped, schedule.flattened)]
     for name, (t, l) in eval_data.items():
         for m, result in zip(metrics, evaluate_method(gru, module, t[:config.eval_size], l[:config.eval_size])):
             m[name] = result

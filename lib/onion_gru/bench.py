@@ -20,12 +20,12 @@ import torch
 import torch.nn as nn
 
 from . import data
-from .analysis import METHODS, build, generators, method_optimizer, method_step
+from .analysis import METHODS, build, generators, method_step
 from .jobs import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
-from .profiles import PROFILES
+from .profiles import PROFILES, Budget
 from .report import ROOT
-from .train import BatchSampler, GRUConfig, LengthBucketSampler, batch, optimizer, sample
+from .train import BatchSampler, LengthBucketSampler, batch, optimizer, sample
 from .train import training_step as our_step
 
 
@@ -82,7 +82,7 @@ def training_step(model, tokens, lengths, device, samplers=None):
     batches = [batch(tokens, lengths, sample(samplers), device) for _ in range(8)]
     counter = iter(range(10 ** 9))
     if isinstance(model, RepeatGRU):
-        opt = optimizer(model, GRUConfig(model.hidden_size, "autoregressive", 0, 0, 0))
+        opt = optimizer(model, lr=1e-3, weight_decay=0.1)
         return lambda: our_step(model, opt, *batches[next(counter) % len(batches)])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
 
@@ -110,8 +110,8 @@ def step_counts() -> dict:
     their 60k analysis steps; we train 60 GRUs once and run the 8 analyses on each."""
     p = PROFILES["paper"]
     grus = len(p.sizes) * len(p.variants) * len(p.seeds)
-    authors = 480 * (p.gru_steps + p.analysis_steps)
-    ours = grus * p.gru_steps + grus * len(METHODS) * p.analysis_steps
+    authors = 480 * (p.gru.max_steps + p.analysis.max_steps)
+    ours = grus * p.gru.max_steps + grus * len(METHODS) * p.analysis.max_steps
     return {"authors_steps": authors, "our_steps": ours, "ratio": ours / authors, "grus": grus}
 
 
@@ -154,7 +154,7 @@ def stage2_step_seconds(method: str, size: int, k: int, device) -> float:
     """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches)."""
     gru = RepeatGRU([ModelConfig(size)] * k).to(device).requires_grad_(False)
     module = build(method, size, range(k)).to(device)
-    opt = method_optimizer(module, lr=1e-3, weight_decay=0.01)
+    opt = optimizer(module, lr=1e-3, weight_decay=0.01)
     t, l = data.load(module.train_set, size=20_000)
     samplers = [BatchSampler(len(t), 256, seed) for seed in range(k)]
     gens = generators(range(k))
@@ -191,7 +191,7 @@ def train_stage_rate(size: int, workers: int, max_group: int, steps: int = 1500,
     threads running groups of at most ``max_group``."""
     from .jobs import Job, run_jobs
     profile = replace(PROFILES["laptop"], name="bench", sizes=(size,), seeds=tuple(range(models // 2)),
-                      gru_steps=steps, eval_every=steps, eval_size=1000)
+                      gru=Budget.fixed(steps, curve_size=1000), eval_size=1000)
     jobs = [Job(profile, *cell) for cell in profile.grus()]
     before = os.environ.get("ONION_GRU_DATA")
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 # Bump when a change to training or analysis code changes what a config produces.
-CODE_VERSION = 3  # 3: models trained as groups (fastgru.py), per-member Gumbel noise
+CODE_VERSION = 4  # 3: models trained as groups (fastgru.py), per-member Gumbel noise; 4: convergence rule
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data"
 
@@ -46,8 +46,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), which decides the bits of float results."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict:
-    return {"torch": torch.__version__, "python": platform.python_version(),
+    return {"torch": torch.__version__, "python": platform.python_version(), "cpu_model": cpu_model(),
             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "machine": platform.machine()}

@@ -77,7 +77,10 @@ def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
     groups = []
     for (size, _), members in sorted(by_kind.items(), key=lambda item: -item[0][0]):
         n = -(-len(members) // max_group)  # as few groups as the cap allows, of even sizes
-        groups += [members[i::n] for i in range(n)]
+        cuts = [len(members) * i // n for i in range(n + 1)]
+        # consecutive jobs (the same variant, in profile order) share a group: they converge at
+        # about the same step, and a group runs until its last member stops
+        groups += [members[a:b] for a, b in zip(cuts, cuts[1:])]
     return groups
 
 

@@ -92,8 +92,8 @@ def _gru_metrics(profile: Profile):
 
 def gru_results(profile: Profile) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
-    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "accuracy": m["valid"]["accuracy"],
-                          "greedy_accuracy": m["valid"]["greedy_accuracy"],
+    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "steps": m["steps"], "flattened": m["flattened"],
+                          "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
                           **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
                          for size, variant, seed, m in _gru_metrics(profile)])
 
@@ -104,27 +104,43 @@ def gru_curves(profile: Profile) -> pd.DataFrame:
                          for size, variant, seed, m in _gru_metrics(profile) for point in m["curve"]])
 
 
-def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd.DataFrame:
-    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, time."""
-    rows = []
+def _analysis_metrics(profile: Profile, methods, sizes=None, variants=None):
+    """(size, variant, seed, method, manifest) of each analysis, computing what is missing."""
     cells = replace(profile, sizes=tuple(sizes or profile.sizes), variants=tuple(variants or profile.variants))
     for size, variant, seed in cells.grus():
         gru = GRUConfig.from_profile(profile, size, variant, seed)
         for method in methods:
-            m = get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
-            main = next(v for v in m["metrics"].values() if isinstance(v, dict))
-            rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
-                         "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
-                         "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
-                         "train_seconds": m["train_seconds"]})
+            yield size, variant, seed, method, get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
+
+
+def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd.DataFrame:
+    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run, time."""
+    rows = []
+    for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants):
+        main = next(v for v in m["metrics"].values() if isinstance(v, dict))
+        rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
+                     "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
+                     "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
+                     "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"],
+                     "train_seconds": m["train_seconds"]})
     return pd.DataFrame(rows)
+
+
+def analysis_curves(profile: Profile, methods) -> pd.DataFrame:
+    """Accuracy on the curve subset against steps, one row per (GRU, method, evaluation)."""
+    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "method": method, **point}
+                         for size, variant, seed, method, m in _analysis_metrics(profile, methods)
+                         for point in m["metrics"]["curve"]])
 
 
 def aggregate(df: pd.DataFrame, profile: Profile, value: str = "accuracy",
               by=("size", "variant", "method")) -> pd.DataFrame:
-    """Long format: mean and sample std (ddof=1, as the authors) over seeds, n, profile."""
+    """Long format: mean and sample std (ddof=1, as the authors) over seeds, n, the mean steps run
+    (when ``df`` has them), profile."""
     g = df.groupby(list(by), sort=False)[value]
     out = g.agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else np.nan, n="count").reset_index()
+    if "steps" in df:
+        out["steps"] = df.groupby(list(by), sort=False)["steps"].mean().round().astype(int).to_numpy()
     out["profile"] = profile.name
     return out
 
@@ -138,13 +154,24 @@ def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
     agg = agg.assign(text=[cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])])
     wide = agg.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
     wide.columns = [f"N={c}" for c in wide.columns]
-    wide = wide.reset_index()
+    wide = _labelled(wide.reset_index())
+    n = int(agg["n"].max())
+    md = to_markdown(wide) + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n"
+    if "steps" in agg:
+        steps = agg.assign(text=agg["steps"].map("{:,}".format))
+        steps = steps.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
+        steps.columns = [f"N={c}" for c in steps.columns]
+        steps = _labelled(steps.reset_index())
+        md += "\nSteps run (mean over seeds; the convergence rule, profiles.Budget):\n\n" + to_markdown(steps)
+    return md
+
+
+def _labelled(wide: pd.DataFrame) -> pd.DataFrame:
     if "method" in wide:
         wide["method"] = wide["method"].map(lambda m: METHOD_LABELS.get(m, m))
     if "variant" in wide:
         wide["variant"] = wide["variant"].map(lambda v: VARIANT_LABELS.get(v, v))
-    n = int(agg["n"].max())
-    return to_markdown(wide) + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n"
+    return wide
 
 
 def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:

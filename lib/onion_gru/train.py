@@ -11,7 +11,7 @@ import torch
 from . import cache, data
 from .layers import from_members
 from .model import ModelConfig, RepeatGRU, exact_match, sequence_loss
-from .profiles import Profile
+from .profiles import Budget, Profile
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,7 @@ class GRUConfig:
     hidden_size: int
     variant: str
     seed: int
-    steps: int
-    eval_every: int
+    budget: Budget
     train_size: int = 1_000_000
     batch_size: int = 256
     lr: float = 1e-3
@@ -37,8 +36,7 @@ class GRUConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "GRUConfig":
-        return cls(hidden_size, variant, seed, profile.gru_steps, profile.eval_every,
-                   profile.train_size, profile.batch_size)
+        return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size)
 
 
 def default_device() -> torch.device:
@@ -99,11 +97,12 @@ SAMPLERS = {"random": lambda lengths, bs, seed: BatchSampler(len(lengths), bs, s
             "length_buckets": LengthBucketSampler}
 
 
-def optimizer(model: torch.nn.Module, config: "GRUConfig") -> torch.optim.Optimizer:
+def optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW on all of ``model``'s parameters (GRUs and methods alike, as the authors)."""
     # fused: one kernel for the whole update instead of a Python loop over parameters (equal to the
     # default implementation up to float rounding).  AdamW is elementwise, so a group's members take
     # the steps they would alone.
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def training_step(model: RepeatGRU, opt: torch.optim.Optimizer, x: torch.Tensor, l: torch.Tensor,
@@ -154,6 +153,32 @@ def summarize(correct: torch.Tensor, lengths: torch.Tensor, greedy: torch.Tensor
     return out
 
 
+class Schedule:
+    """Each member's curve and stopping step under one budget (profiles.Budget).  A group trains on
+    until its last member stops; a member that stopped earlier keeps the state it had then (its later
+    steps are thrown away), so its result is the one it would have alone."""
+
+    def __init__(self, budget: Budget, members: int):
+        self.budget = budget
+        self.curves: list[list[dict]] = [[] for _ in range(members)]
+        self.stopped: list[int | None] = [None] * members
+        self.flattened: list[bool | None] = [None] * members  # stopped by the rule, not by the cap
+        self.states: list[dict | None] = [None] * members
+
+    def record(self, step: int, points: list[dict], state_of) -> bool:
+        """Add each running member's point (with "accuracy") at ``step``; a member whose curve has
+        converged stops, its state ``state_of(k)`` kept.  True when every member has stopped."""
+        for k, point in enumerate(points):
+            if self.stopped[k] is not None:
+                continue
+            self.curves[k].append({"step": step, **point})
+            steps, accuracies = [p["step"] for p in self.curves[k]], [p["accuracy"] for p in self.curves[k]]
+            if self.budget.stops(steps, accuracies):
+                self.stopped[k], self.states[k] = step, state_of(k)
+                self.flattened[k] = self.budget.flattened(steps, accuracies)
+        return all(s is not None for s in self.stopped)
+
+
 def progress_enabled() -> bool:
     """A live progress bar on terminals only: silent in notebooks, logs and CI."""
     quiet = os.environ.get("CI") or os.environ.get("ONION_GRU_QUIET") or "JPY_PARENT_PID" in os.environ
@@ -170,7 +195,8 @@ def check_group(configs: list, varying: tuple[str, ...]) -> None:
 def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None,
                batching: str = "random") -> tuple[RepeatGRU, list[dict]]:
     """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order.
-    Returns the group and each member's metrics: the final validation result and the curve.
+    Each member stops by the budget's rule (``Schedule``).  Returns the group, each member as it was
+    when it stopped, and each member's metrics: the final validation result, the curve, the steps run.
     ``batching="length_buckets"`` is for the speed experiment only (see LengthBucketSampler)."""
     if batching not in SAMPLERS:
         raise ValueError(f"unknown batching {batching!r}; choose from {sorted(SAMPLERS)}")
@@ -179,7 +205,7 @@ def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = No
     device = device or default_device()
     model = from_members(lambda members: RepeatGRU([configs[k].model_config for k in members]),
                          [c.seed for c in configs]).to(device)
-    opt = optimizer(model, config)
+    opt = optimizer(model, config.lr, config.weight_decay)
     tokens, lengths = data.load("train", size=config.train_size)
     v_tokens, v_lengths = data.load("valid")
     v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
@@ -187,26 +213,29 @@ def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = No
     # A bucket's token mean would weigh each length by its number of sequences rather than tokens;
     # dividing the token sum by the expected token count keeps the expected gradient of random batches.
     norm = None if batching == "random" else config.batch_size * lengths.float().mean().item()
-    curves, start, show = [[] for _ in configs], time.time(), progress_enabled()
+    schedule, start, show = Schedule(config.budget, K), time.time(), progress_enabled()
+    curve_set = v_tokens[:config.budget.curve_size], v_lengths[:config.budget.curve_size]
     names = "+".join(c.label for c in configs)
-    for step in range(1, config.steps + 1):
+    for step in range(1, config.budget.max_steps + 1):
         loss = training_step(model, opt, *batch(tokens, lengths, sample(samplers), device), norm)
-        if step % config.eval_every == 0 or step == config.steps:
-            results, seconds = evaluate(model, v_tokens, v_lengths), round(time.time() - start, 2)
-            for curve, result, member_loss in zip(curves, results, loss.tolist()):
-                curve.append({"step": step, "loss": member_loss, "accuracy": result["accuracy"], "seconds": seconds})
+        if config.budget.evaluates(step):
+            results, seconds = evaluate(model, *curve_set), round(time.time() - start, 2)
+            points = [{"loss": l, "accuracy": r["accuracy"], "seconds": seconds} for r, l in zip(results, loss.tolist())]
+            done = schedule.record(step, points, model.member_state)
             if show:
-                eta = (time.time() - start) / step * (config.steps - step)
                 accuracy = " ".join(f"{r['accuracy']:.3f}" for r in results)
-                print(f"\r{names}: step {step}/{config.steps} acc {accuracy} ETA {eta / 60:.1f} min",
-                      end="", file=sys.stderr, flush=True)
+                print(f"\r{names}: step {step} acc {accuracy}", end="", file=sys.stderr, flush=True)
+            if done:
+                break
     if show:
         print(file=sys.stderr)
+    seconds = (time.time() - start) / step
+    model.load_members(schedule.states)
     final = evaluate(model, v_tokens, v_lengths)
     longer = {name: [r["accuracy"] for r in evaluate(model, *data.load(name))]
               for name in ("valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat")}
-    seconds = (time.time() - start) / config.steps
-    return model, [{"valid": final[k], "longer": {name: v[k] for name, v in longer.items()}, "curve": curves[k],
+    return model, [{"valid": final[k], "longer": {name: v[k] for name, v in longer.items()},
+                    "curve": schedule.curves[k], "steps": schedule.stopped[k], "flattened": schedule.flattened[k],
                     "seconds_per_step": seconds, "group_size": K} for k in range(K)]
 
 

@@ -20,7 +20,7 @@ from onion_gru import report
 
 P = report.active_profile(profile)
 report.set_style()
-print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, {P.gru_steps} GRU steps")
+print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, GRUs trained {P.gru.describe()}")
 
 # %% [markdown]
 # ## The table

@@ -29,7 +29,7 @@ from onion_gru.analysis import INTERVENTION_METHODS
 
 P = report.active_profile(profile)
 report.set_style()
-print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, {P.analysis_steps} steps per intervention")
+print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, interventions trained {P.analysis.describe()}")
 
 # %%
 # NBVAL_CHECK_OUTPUT

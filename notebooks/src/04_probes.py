@@ -21,7 +21,7 @@ from onion_gru.analysis import PROBE_METHODS
 
 P = report.active_profile(profile)
 report.set_style()
-print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, {P.analysis_steps} steps per probe")
+print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, probes trained {P.analysis.describe()}")
 
 # %%
 runs = report.analysis_results(P, PROBE_METHODS)
