@@ -53,6 +53,7 @@ build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) $(FORCE) | train
 	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
 	$(VENV)/bin/papermill build/src/$*.ipynb $(NB_OUT)/$*.ipynb -k python3 --cwd notebooks \
 	    --no-progress-bar -p profile $(PROFILE)
+	$(PY) -m onion_gru tidy-notebook $(NB_OUT)/$*.ipynb
 	@touch $@
 
 # Unit tests, then every notebook under the smoke profile through nbval (models trained on the

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from onion_gru.report import ROOT
+from onion_gru.profiles import Budget
 from onion_gru.train import GRUConfig, train_grus
 
 
@@ -23,7 +24,7 @@ def main():
     p.add_argument("--steps", type=int, default=6000)
     args = p.parse_args()
     torch.set_num_threads(2)
-    config = GRUConfig(args.size, args.variant, seed=0, steps=args.steps, eval_every=1000)
+    config = GRUConfig(args.size, args.variant, seed=0, budget=Budget.fixed(args.steps, 1000, curve_size=5000))
     rows = []
     for batching in ("random", "length_buckets"):
         _, (metrics,) = train_grus([config], "cpu", eval_size=5000, batching=batching)

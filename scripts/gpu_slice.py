@@ -20,6 +20,7 @@ from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
 from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.profiles import Budget
 from onion_gru.train import GRUConfig, default_device, train_grus
 from onion_gru import data
 
@@ -44,7 +45,7 @@ def main():
     report = {"device": cache.environment(), "size": args.size, "variant": args.variant}
     t_step = seconds_per_gru_step(args.size, device)
     gru_steps = max(int(min(40_000, args.gru_seconds / t_step) // 500 * 500), 500)
-    config = GRUConfig(args.size, args.variant, 0, gru_steps, eval_every=max(gru_steps // 10, 1))
+    config = GRUConfig(args.size, args.variant, 0, Budget.fixed(gru_steps, max(gru_steps // 10, 1)))
     model, (metrics,) = train_grus([config], device)
     model.eval().requires_grad_(False)
     report["gru"] = {"config": asdict(config), "metrics": metrics, "measured_seconds_per_step": t_step}
@@ -54,19 +55,19 @@ def main():
     print(f"GRU N={args.size}: {gru_steps} steps, valid accuracy {metrics['valid']['accuracy']:.4f}", flush=True)
     gru_hash = cache.config_hash(asdict(config))
     for method in args.methods:
-        probe = AnalysisConfig(method, gru_hash, 20, eval_size=50)
+        probe = AnalysisConfig(method, gru_hash, Budget.fixed(20), eval_size=50)
         start = time.time()
         train_methods(model, [probe])  # timing run (includes one evaluation)
         per_step = (time.time() - start) / 20
         steps = int(min(60_000, args.analysis_seconds / per_step) // 250 * 250)
-        a_config = AnalysisConfig(method, gru_hash, max(steps, 250))
-        module, (a_metrics,) = train_methods(model, [a_config], eval_every=max(steps // 20, 1))
+        a_config = AnalysisConfig(method, gru_hash, Budget.fixed(max(steps, 250), max(steps // 20, 1)))
+        module, (a_metrics,) = train_methods(model, [a_config])
         first = next(k for k in a_metrics if isinstance(a_metrics[k], dict))
         report[method] = {"config": asdict(a_config), "metrics": a_metrics}
-        rows.append({"size": args.size, "variant": args.variant, "method": method, "steps": a_config.steps,
+        rows.append({"size": args.size, "variant": args.variant, "method": method, "steps": a_config.budget.max_steps,
                      "accuracy": a_metrics["accuracy"], "floor": a_metrics[first].get("floor", ""),
                      "seconds_per_step": a_metrics["seconds_per_step"]})
-        print(f"{method} N={args.size}: {a_config.steps} steps, accuracy {a_metrics['accuracy']:.4f}", flush=True)
+        print(f"{method} N={args.size}: {a_config.budget.max_steps} steps, accuracy {a_metrics['accuracy']:.4f}", flush=True)
         (args.out / f"slice_N{args.size}.json").write_text(json.dumps(report, indent=1))
         with open(args.out / f"slice_N{args.size}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

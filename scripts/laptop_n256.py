@@ -2,8 +2,8 @@
 
     PYTHONPATH=lib python scripts/laptop_n256.py
 
-The laptop profile stops at N = 128 (README, "Profiles"); this adds the next size at the same
-steps, into the same cache (data/, or $ONION_GRU_DATA), for the README's N = 256 paragraph.  About
+The laptop profile stops at N = 128 (README, "Profiles"); this adds the next size under the same
+convergence rule, into the same cache (data/, or $ONION_GRU_DATA), for the README's N = 256 paragraph.  About
 40 minutes on 2 cores; rerunning continues from the finished entries.
 """
 from dataclasses import replace

@@ -87,3 +87,15 @@ def test_get_many_reads_each_entry_and_marks_the_missing(cache_root):
     assert found[0] is None and found[2] is None
     state, manifest = found[1]
     assert torch.equal(state["w"], torch.ones(2)) and manifest["metrics"] == {"accuracy": 1.0}
+
+
+def test_manifest_records_the_cpu_and_the_mkl_branch(cache_root):
+    """What decides the bits of a result (README, "Same bits elsewhere") is in its manifest."""
+    import os
+    import sys
+    _, manifest = cache.put("gru", "x", {"a": 1}, {"w": torch.zeros(2)}, {}, 0.0)
+    env = manifest["environment"]
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["mkl_cbwr"] == os.environ.get("MKL_CBWR")  # None: MKL's own choice per CPU
+    if sys.platform == "linux":
+        assert "family" in env["cpu_model"] and "cache" in env["cpu_model"]

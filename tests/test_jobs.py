@@ -73,6 +73,12 @@ def test_a_group_writes_one_entry_per_model(cache_root):
     assert missing_jobs(both, ["onion_unigram"]) == ([], [])
 
 
+def test_no_group_starts_after_the_deadline(cache_root):
+    gru_jobs, _ = missing_jobs(SMOKE, [])
+    assert run_jobs(gru_jobs, workers=1, deadline=time.time() - 1) == []
+    assert missing_jobs(SMOKE, [])[0] == gru_jobs
+
+
 def test_train_then_nothing_left(cache_root):
     gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["probe_linear"])
     assert [j.label for j in gru_jobs] == ["N16-autoregressive-s0"]

@@ -37,3 +37,28 @@ def test_aggregate_and_markdown_carry_the_steps_run():
 def test_smoke_figures_never_land_in_figures(tmp_path):
     assert report.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
     assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"
+
+
+def test_gpu_table_reads_shipped_manifests_without_weights_or_training(cache_root, monkeypatch, tmp_path):
+    """A manifest-only entry (what scripts/gpu_profile.py ships for large models) is read as it is:
+    nothing is trained, nothing is deleted, and the table lands in the gpu figure folder."""
+    import json
+    from dataclasses import asdict
+
+    from onion_gru import cache
+    from onion_gru.analysis import AnalysisConfig, analysis_entry
+    from onion_gru.train import GRUConfig
+
+    monkeypatch.setattr(report, "figure_dir", lambda profile: tmp_path)
+    gpu = get_profile("gpu")
+    assert "No gpu-profile results" in report.gpu_table(["probe_linear"], "x")
+    gru = GRUConfig.from_profile(gpu, 1024, "no_input", 0)
+    config = AnalysisConfig.from_profile(gpu, "probe_linear", gru)
+    path = cache.entry_dir("analysis", *analysis_entry(gru, config))
+    path.mkdir(parents=True)
+    result = {"accuracy": 0.97, "greedy_accuracy": 0.96}
+    (path / "manifest.json").write_text(json.dumps({"config": asdict(config), "train_seconds": 1.0, "metrics": {
+        "accuracy": 0.97, "chance": 0.0, "steps": 2_500, "flattened": True, "curve": [], "valid": result}}))
+    md = report.gpu_table(["probe_linear"], "x")
+    assert "| No input | Linear | 0.97 |" in md and "2,500" in md
+    assert (tmp_path / "x.csv").exists() and (path / "manifest.json").exists()

@@ -4,7 +4,9 @@ An entry is a folder ``data/<kind>/<label>-<hash>/`` holding ``weights.pt`` and 
 The hash covers the full config and ``CODE_VERSION``.  The manifest is written last, by atomic
 rename, so it marks a finished entry; it records the sha256 of the weights, and an entry whose
 weights are missing, truncated or altered is reported with a warning and recomputed, never used.
-Committing entries is how trained models ship with the project.
+Committing entries is how trained models ship with the project.  A run on a borrowed GPU ships its
+large entries as manifests alone (results and curves, no weights: ``scripts/gpu_profile.py``); the
+report reads them with ``read_manifest``, and anything that needs the model recomputes it.
 """
 from __future__ import annotations
 
@@ -47,19 +49,22 @@ def sha256_file(path: Path) -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), which decides the bits of float results."""
+    """The CPU as /proc/cpuinfo names it (Linux), with vendor, family, model and cache size: a
+    virtual machine may show only "AMD EPYC", and the kernels MKL picks depend on all of them."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        return (f"{info['model name']} ({info['vendor_id']} family {info['cpu family']} model {info['model']} "
+                f"stepping {info.get('stepping', '?')}, cache {info.get('cache size', '?')})")
+    except (OSError, KeyError):
+        return platform.processor() or "unknown"
 
 
 def environment() -> dict:
     return {"torch": torch.__version__, "python": platform.python_version(), "cpu_model": cpu_model(),
             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl_cbwr": os.environ.get("MKL_CBWR"),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "machine": platform.machine()}
 
@@ -115,6 +120,12 @@ def put(kind: str, label: str, config: dict, state: dict, metrics: dict, seconds
     """Store one computed entry; returns (state_dict, manifest) as ``get_many`` would read it."""
     state = {k: v.detach().cpu() for k, v in state.items()}
     return state, write_entry(entry_dir(kind, label, config, root), state, config, metrics, seconds)
+
+
+def read_manifest(kind: str, label: str, config: dict, root: Path | None = None) -> dict | None:
+    """The manifest of an entry, weights or not; None if there is none."""
+    path = entry_dir(kind, label, config, root) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> bool:

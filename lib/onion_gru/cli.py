@@ -34,6 +34,8 @@ def parse_args(argv=None):
     t.add_argument("--slurm-minutes", type=int, default=240)
     t.add_argument("--dry-run", action="store_true", help="list the missing jobs and stop")
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
+    tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
+    tidy.add_argument("paths", nargs="+")
     return p.parse_args(argv)
 
 
@@ -42,6 +44,11 @@ def main(argv=None) -> int:
     if args.command == "bench":
         from .bench import main as bench_main
         return bench_main()
+    if args.command == "tidy-notebook":
+        from .report import tidy_notebook
+        for path in args.paths:
+            tidy_notebook(path)
+        return 0
     from .analysis import METHODS
     from .jobs import missing_jobs, run_jobs
     try:

@@ -112,9 +112,10 @@ def _init_worker(threads: int):
 
 
 def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict | None = None,
-             max_group: int | None = None) -> list[dict]:
+             max_group: int | None = None, deadline: float | None = None) -> list[dict]:
     """Run ``jobs`` as groups (``plan_groups``; ``max_group`` None: this device's default) on
-    ``workers`` processes, workers x threads <= cores."""
+    ``workers`` processes, workers x threads <= cores.  Past ``deadline`` (a ``time.time()``), no
+    group starts (local executor; a time-boxed GPU window)."""
     if not jobs:
         return []
     groups = plan_groups(jobs, max_group or default_max_group())
@@ -128,6 +129,8 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
     results, start = [], time.time()
     if workers == 1:
         for group in groups:
+            if deadline and time.time() > deadline:
+                break
             results += run_group(group, threads)
             _report(results, len(jobs), start)
         return results
@@ -135,8 +138,13 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
                              initargs=(threads,)) as pool:
         futures = [pool.submit(run_group, group) for group in groups]
         for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
             results += fut.result()
             _report(results, len(jobs), start)
+            if deadline and time.time() > deadline:
+                for pending in futures:
+                    pending.cancel()  # only those not yet started
     return results
 
 

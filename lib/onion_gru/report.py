@@ -6,6 +6,7 @@ Markdown next to the figures (PDF and PNG, one plot style).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +15,10 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from .analysis import AnalysisConfig, get_analysis
+from . import cache
+from .analysis import AnalysisConfig, analysis_entry, get_analysis
 from .profiles import Profile, get_profile
-from .train import GRUConfig, get_gru
+from .train import GRUConfig, get_gru, gru_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE_ENV = "ONION_GRU_PROFILE"  # nbval cannot inject parameters; CI sets this to "smoke"
@@ -72,6 +74,20 @@ def save_table(table: pd.DataFrame, stem: str, profile: Profile, markdown: str |
     return [out / f"{stem}.csv", out / f"{stem}.md"]
 
 
+def tidy_notebook(path: Path) -> None:
+    """Make an executed notebook a function of its inputs: drop papermill's and the kernel's timings
+    and number the cells (jupytext gives each conversion random cell ids), so that rerunning
+    ``make reproduce`` on the same cache rewrites the same bytes."""
+    nb = json.loads(Path(path).read_text())
+    for key in ("start_time", "end_time", "duration"):
+        nb["metadata"].get("papermill", {}).pop(key, None)
+    for i, cell in enumerate(nb["cells"]):
+        cell["id"] = f"cell-{i:02d}"
+        cell["metadata"].pop("execution", None)
+        cell["metadata"].pop("papermill", None)
+    Path(path).write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     cells = [[str(c) for c in table.columns]] + [[_fmt(v) for v in row] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(r) + " |" for r in cells]
@@ -83,40 +99,53 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _gru_metrics(profile: Profile):
-    """(size, variant, seed, metrics) of every GRU of the profile, training what is missing."""
+def _gru_metrics(profile: Profile, shipped_only: bool = False):
+    """(size, variant, seed, metrics) of every GRU of the profile, training what is missing;
+    ``shipped_only``: only the manifests in the cache, never training (the gpu profile on a CPU)."""
     for size, variant, seed in profile.grus():
         config = GRUConfig.from_profile(profile, size, variant, seed)
-        yield size, variant, seed, get_gru(config, eval_size=profile.eval_size)[1]["metrics"]
+        if shipped_only:
+            manifest = cache.read_manifest("gru", *gru_entry(config))
+            if manifest:
+                yield size, variant, seed, manifest["metrics"]
+        else:
+            yield size, variant, seed, get_gru(config, eval_size=profile.eval_size)[1]["metrics"]
 
 
-def gru_results(profile: Profile) -> pd.DataFrame:
+def gru_results(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
     return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "steps": m["steps"], "flattened": m["flattened"],
                           "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
                           **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
-                         for size, variant, seed, m in _gru_metrics(profile)])
+                         for size, variant, seed, m in _gru_metrics(profile, shipped_only)])
 
 
-def gru_curves(profile: Profile) -> pd.DataFrame:
+def gru_curves(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
     """Validation accuracy against training steps, one row per (GRU, evaluation)."""
     return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, **point}
-                         for size, variant, seed, m in _gru_metrics(profile) for point in m["curve"]])
+                         for size, variant, seed, m in _gru_metrics(profile, shipped_only) for point in m["curve"]])
 
 
-def _analysis_metrics(profile: Profile, methods, sizes=None, variants=None):
-    """(size, variant, seed, method, manifest) of each analysis, computing what is missing."""
+def _analysis_metrics(profile: Profile, methods, sizes=None, variants=None, shipped_only: bool = False):
+    """(size, variant, seed, method, manifest) of each analysis, computing what is missing (see
+    ``_gru_metrics`` for ``shipped_only``)."""
     cells = replace(profile, sizes=tuple(sizes or profile.sizes), variants=tuple(variants or profile.variants))
     for size, variant, seed in cells.grus():
         gru = GRUConfig.from_profile(profile, size, variant, seed)
         for method in methods:
-            yield size, variant, seed, method, get_analysis(gru, AnalysisConfig.from_profile(profile, method, gru))[1]
+            config = AnalysisConfig.from_profile(profile, method, gru)
+            if shipped_only:
+                manifest = cache.read_manifest("analysis", *analysis_entry(gru, config))
+                if manifest:
+                    yield size, variant, seed, method, manifest
+            else:
+                yield size, variant, seed, method, get_analysis(gru, config)[1]
 
 
-def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd.DataFrame:
+def analysis_results(profile: Profile, methods, sizes=None, variants=None, shipped_only: bool = False) -> pd.DataFrame:
     """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run, time."""
     rows = []
-    for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants):
+    for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants, shipped_only):
         main = next(v for v in m["metrics"].values() if isinstance(v, dict))
         rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
                      "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
@@ -126,10 +155,10 @@ def analysis_results(profile: Profile, methods, sizes=None, variants=None) -> pd
     return pd.DataFrame(rows)
 
 
-def analysis_curves(profile: Profile, methods) -> pd.DataFrame:
+def analysis_curves(profile: Profile, methods, shipped_only: bool = False) -> pd.DataFrame:
     """Accuracy on the curve subset against steps, one row per (GRU, method, evaluation)."""
     return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "method": method, **point}
-                         for size, variant, seed, method, m in _analysis_metrics(profile, methods)
+                         for size, variant, seed, method, m in _analysis_metrics(profile, methods, shipped_only=shipped_only)
                          for point in m["metrics"]["curve"]])
 
 
@@ -172,6 +201,25 @@ def _labelled(wide: pd.DataFrame) -> pd.DataFrame:
     if "variant" in wide:
         wide["variant"] = wide["variant"].map(lambda v: VARIANT_LABELS.get(v, v))
     return wide
+
+
+def gpu_table(methods, stem: str, row_keys=("variant", "method")) -> str:
+    """The ``gpu`` profile's shipped results (scripts/gpu_profile.py; never trained here) for
+    ``methods``, or the GRUs' own accuracies when ``methods`` is None, in the paper's layout, saved
+    under figures/gpu/ as ``stem``.  Returns the Markdown, or a line saying nothing is shipped."""
+    gpu = get_profile("gpu")
+    if methods is None:
+        runs = gru_results(gpu, shipped_only=True)
+        tables = [aggregate(runs.assign(method=m), gpu, value=m) for m in ("accuracy", "greedy_accuracy")] if len(runs) else []
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    else:
+        runs = analysis_results(gpu, methods, shipped_only=True)
+        table = aggregate(runs, gpu) if len(runs) else pd.DataFrame()
+    if table.empty:
+        return "No gpu-profile results are shipped yet (README: run scripts/gpu_profile.py on a GPU).\n"
+    md = wide_markdown(table, row_keys)
+    save_table(table, stem, gpu, markdown=md)
+    return md
 
 
 def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:

@@ -41,7 +41,8 @@ print(md)
 
 # %% [markdown]
 # ## Accuracy by length, and accuracy against training steps
-# The right panel is the measurement behind the laptop profile's step count (see the README).
+# The right panel: accuracy on the curve subset until the convergence rule stopped each GRU
+# (`profiles.Budget`; notebook 06 draws every curve, GRUs and analyses).
 
 # %%
 by_len = runs.melt(id_vars=["size", "variant", "seed"], value_vars=[c for c in runs if c.startswith("length_")],
@@ -52,11 +53,19 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
 sns.lineplot(by_len, x="length", y="acc", hue="size", style="variant", marker="o", ax=axes[0], palette="viridis")
 axes[0].set(xlabel="sequence length", ylabel="exact match", title="validation accuracy by length")
 sns.lineplot(curves, x="step", y="accuracy", hue="size", style="variant", ax=axes[1], palette="viridis")
-axes[1].set(xlabel="GRU training step", ylabel="exact match", title="validation accuracy during training")
+axes[1].set(xlabel="GRU training step", ylabel="exact match", title="curve subset during training")
 for ax in axes:
     ax.legend(fontsize=6)
 report.save_figure(fig, "01_task_accuracy", P)
 plt.show()
+
+# %% [markdown]
+# ## The `gpu` profile: all six sizes
+# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
+# the manifests it shipped; saved as `figures/gpu/01_task_accuracy.csv`.  Not trained here.
+
+# %%
+print(report.gpu_table(None, "01_task_accuracy"))
 
 # %% [markdown]
 # ## Claim check

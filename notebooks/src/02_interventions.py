@@ -58,6 +58,14 @@ report.save_figure(fig, "02_interventions", P)
 plt.show()
 
 # %% [markdown]
+# ## The `gpu` profile: all six sizes
+# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
+# the manifests it shipped; saved as `figures/gpu/02_interventions.csv`.  Not trained here.
+
+# %%
+print(report.gpu_table(INTERVENTION_METHODS, "02_interventions"))
+
+# %% [markdown]
 # ## Beyond the laptop: N = 512 and 1024 on a borrowed GPU
 # A time-boxed slice (`scripts/gpu_slice.py`, one H100, one seed; far fewer steps than the paper, see
 # the `steps` column) of the claim that large GRUs store tokens linearly.  Shown as measured, not mixed

@@ -38,6 +38,14 @@ report.save_figure(fig, "04_probes", P)
 plt.show()
 
 # %% [markdown]
+# ## The `gpu` profile: all six sizes
+# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
+# the manifests it shipped; saved as `figures/gpu/04_probes.csv`.  Not trained here.
+
+# %%
+print(report.gpu_table(PROBE_METHODS, "04_probes", row_keys=("method", "variant")))
+
+# %% [markdown]
 # ## Claim check
 # Paper (via its summaries): in small GRUs the stored tokens are accessible only autoregressively.
 # Judged per variant: supported when, at every N <= 64 of the profile, the best read-all-at-once probe
