@@ -29,7 +29,7 @@ gru_curves = report.gru_curves(P).assign(method="gru")
 curves = pd.concat([gru_curves, report.analysis_curves(P, list(METHODS))], ignore_index=True)
 runs = pd.concat([report.gru_results(P).assign(method="gru"), report.analysis_results(P, list(METHODS))],
                  ignore_index=True)[["size", "variant", "seed", "method", "steps", "flattened", "accuracy"]]
-report.save_table(runs.assign(profile=P.name), "06_curves", P)
+_ = report.save_table(runs.assign(profile=P.name), "06_curves", P)  # (no absolute paths in the output)
 
 # %% [markdown]
 # ## The curves
