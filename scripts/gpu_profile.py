@@ -37,8 +37,16 @@ class Tee(io.TextIOBase):
         return len(text)
 
 
+PACKING = threading.Lock()  # the minute timer and the end of a stage must not write at once
+
+
 def pack(scratch: Path, out: Path, weights_mib: float) -> tuple[int, int]:
     """All manifests, and the smallest weights first while they fit; written atomically."""
+    with PACKING:
+        return _pack(scratch, out, weights_mib)
+
+
+def _pack(scratch: Path, out: Path, weights_mib: float) -> tuple[int, int]:
     manifests = sorted(scratch.glob("*/*/manifest.json"))
     weights = sorted((p.parent / "weights.pt" for p in manifests), key=lambda w: w.stat().st_size)
     budget, shipped = weights_mib * 2 ** 20, []
