@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import multiprocessing as mp
 
 from . import cache
@@ -52,10 +52,12 @@ def _configs(job: Job):
 
 
 def is_done(job: Job) -> bool:
+    from .analysis import analysis_entry
+    from .train import gru_entry
     gru, analysis = _configs(job)
     if analysis is None:
-        return cache.is_cached("gru", gru.label, asdict(gru))
-    return cache.is_cached("analysis", f"{gru.label}-{job.method}", asdict(analysis))
+        return cache.is_cached("gru", *gru_entry(gru))
+    return cache.is_cached("analysis", *analysis_entry(gru, analysis))
 
 
 def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
