@@ -6,7 +6,7 @@ time-boxed window on a borrowed GPU, with what comes back packed into at most a 
 Trains into a fresh cache under --scratch: the GRUs, then every analysis, as groups (jobs.py) on
 --workers processes sharing the GPU.  No group starts after --minutes (the groups in flight finish,
 so leave room before the window's own limit).  It writes, under --out:
-``gpu_results.tar.gz`` (every minute and after each stage: every finished entry's manifest: results and curves; and the weights of
+``gpu_results.tar.gz`` (every minute and at the end: every finished entry's manifest: results and curves; and the weights of
 entries small enough to fit, at most --weights-mib), ``gpu_log.txt``, and first ``gpu_bench.csv``
 (bench.cuda_group_rows: a group of K against one model per process).  Unpack the tarball into
 ``data/`` to ship the results; entries without weights are read by the notebooks' gpu sections
@@ -37,7 +37,7 @@ class Tee(io.TextIOBase):
         return len(text)
 
 
-PACKING = threading.Lock()  # the minute timer and the end of a stage must not write at once
+PACKING = threading.Lock()  # the minute timer and the final packing must not write at once
 
 
 def pack(scratch: Path, out: Path, weights_mib: float) -> tuple[int, int]:
@@ -94,17 +94,16 @@ def main() -> int:
     profile = get_profile(args.profile)
     start = time.time()
 
-    def pack_every_minute():  # so that a window killed mid-stage still returns what finished
+    def pack_every_minute():  # so that a window killed mid-run still returns what finished
         while True:
             time.sleep(60)
             pack(args.scratch, args.out, args.weights_mib)
     threading.Thread(target=pack_every_minute, daemon=True).start()
-    for stage in missing_jobs(profile, list(METHODS)):
-        stage = [job for job in stage if time.time() < deadline]
-        results = run_jobs(stage, args.workers, deadline=deadline) if stage else []
-        print(f"stage: {len(results)} of {len(stage)} jobs in {(time.time() - start) / 60:.1f} min")
-        manifests, weights = pack(args.scratch, args.out, args.weights_mib)
-        print(f"packed {manifests} manifests, {weights} with weights")
+    grus, analyses = missing_jobs(profile, list(METHODS))
+    results = run_jobs(grus + analyses, args.workers, deadline=deadline)
+    print(f"{len(results)} of {len(grus) + len(analyses)} jobs in {(time.time() - start) / 60:.1f} min")
+    manifests, weights = pack(args.scratch, args.out, args.weights_mib)
+    print(f"packed {manifests} manifests, {weights} with weights")
     gru_left, analyses_left = missing_jobs(profile, list(METHODS))
     print(f"done in {(time.time() - start) / 60:.1f} min; left: {len(gru_left)} GRUs, {len(analyses_left)} analyses")
     return 0

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, plan_groups, run_jobs
+from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, needs, next_group, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import GRUConfig
 
@@ -61,6 +61,35 @@ def test_groups_share_size_and_method_and_respect_the_cap():
     # a group holds consecutive jobs (one variant, in profile order): they converge together
     assert [[j.label for j in g] for g in plan_groups(grus, max_group=2)][-2:] == [
         ["N48-autoregressive-s0", "N48-autoregressive-s1"], ["N48-no_input-s0", "N48-no_input-s1"]]
+
+
+def test_an_analysis_group_waits_only_for_its_own_grus():
+    profile = get_profile("laptop")
+    grus, analyses = [Job(profile, *c) for c in profile.grus()], [Job(profile, *c, "onion_unigram") for c in profile.grus()]
+    groups = plan_groups(analyses + grus, max_group=2)
+    assert [g[0].method for g in groups] == [None] * 6 + ["onion_unigram"] * 6  # GRUs first
+    needed = needs(groups)
+    labels = [[j.label for j in g] for g in groups]
+    gru_group = {j.label: i for i, g in enumerate(groups) for j in g if j.method is None}
+    n48_ni = labels.index(["N48-no_input-s0-onion_unigram", "N48-no_input-s1-onion_unigram"])
+    assert needed[n48_ni] == {gru_group["N48-no_input-s0"]}  # both seeds' GRUs train in that one group
+    assert all(not needed[i] for i, g in enumerate(groups) if g[0].method is None)
+    pending = list(range(len(groups)))
+    assert next_group(pending, set(), needed) == 0  # a GRU group first
+    # every GRU group started, only the N = 128 ones done: the N = 128 analyses may start, N = 48's not
+    pending = [i for i in pending if groups[i][0].method is not None]
+    done = {i for i, g in enumerate(groups) if g[0].method is None and g[0].size == 128}
+    first = next_group(pending, done, needed)
+    assert groups[first][0].size == 128 and groups[first][0].method == "onion_unigram"
+    assert next_group([n48_ni], done, needed) is None
+    assert next_group([n48_ni], done | {gru_group["N48-no_input-s0"]}, needed) == n48_ni
+
+
+def test_grus_and_their_analyses_in_one_call(cache_root):
+    gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["probe_linear"])
+    results = run_jobs(analysis_jobs + gru_jobs, workers=1)  # the GRU runs first whatever the order
+    assert [r["label"] for r in results] == ["N16-autoregressive-s0", "N16-autoregressive-s0-probe_linear"]
+    assert missing_jobs(SMOKE, ["probe_linear"]) == ([], [])
 
 
 def test_a_group_writes_one_entry_per_model(cache_root):

@@ -68,9 +68,8 @@ def main(argv=None) -> int:
         return 0
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
-    for stage in (gru_jobs, analysis_jobs):
-        run_jobs(stage, workers, args.executor, slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus,
-                                                       "minutes": args.slurm_minutes}, max_group=args.group)
+    run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group,
+             slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
     print(f"done in {(time.time() - start) / 60:.1f} min")
     return 0
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
 import multiprocessing as mp
 
 from . import cache
@@ -72,12 +72,13 @@ def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
 
 def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
     """Jobs that can run as one group: the same size and method (GRUs: method None), at most
-    ``max_group`` each, largest size first.  Variants and seeds mix freely within a group."""
+    ``max_group`` each; GRUs first, then analyses, each largest size first.  Variants and seeds mix
+    freely within a group."""
     by_kind: dict[tuple, list[Job]] = {}
     for job in jobs:
         by_kind.setdefault((job.size, job.method or ""), []).append(job)
     groups = []
-    for (size, _), members in sorted(by_kind.items(), key=lambda item: -item[0][0]):
+    for (size, _), members in sorted(by_kind.items(), key=lambda item: (item[0][1] != "", -item[0][0])):
         n = -(-len(members) // max_group)  # as few groups as the cap allows, of even sizes
         cuts = [len(members) * i // n for i in range(n + 1)]
         # consecutive jobs (the same variant, in profile order) share a group: they converge at
@@ -113,41 +114,60 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
+def needs(groups: list[list[Job]]) -> list[set[int]]:
+    """For each group, the groups among ``groups`` that train the GRUs its analyses read."""
+    trains = {replace(job, method=None): i for i, group in enumerate(groups) for job in group if job.method is None}
+    return [{trains[gru] for job in group if job.method and (gru := replace(job, method=None)) in trains}
+            for group in groups]
+
+
+def next_group(pending: list[int], done: set[int], needed: list[set[int]]) -> int | None:
+    """The first pending group whose GRUs are all trained, or None."""
+    return next((i for i in pending if needed[i] <= done), None)
+
+
 def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict | None = None,
              max_group: int | None = None, deadline: float | None = None) -> list[dict]:
-    """Run ``jobs`` as groups (``plan_groups``; ``max_group`` None: this device's default) on
-    ``workers`` processes, workers x threads <= cores.  Past ``deadline`` (a ``time.time()``), no
-    group starts (local executor; a time-boxed GPU window)."""
+    """Run ``jobs`` (GRUs and analyses) as groups (``plan_groups``; ``max_group`` None: this device's
+    default) on ``workers`` processes, workers x threads <= cores.  GRU groups start first, largest
+    first; an analysis group starts as soon as the GRUs it reads are trained, so the first analyses
+    run while the slowest GRUs still train (no worker waits for a stage to end).  Past ``deadline``
+    (a ``time.time()``), no group starts (local executor; a time-boxed GPU window)."""
     if not jobs:
         return []
     groups = plan_groups(jobs, max_group or default_max_group())
     if executor == "slurm":
-        return _run_submitit(groups, slurm or {})
+        return _run_submitit([g for g in groups if g[0].method is None], slurm or {}) + \
+            _run_submitit([g for g in groups if g[0].method is not None], slurm or {})
     cores = os.cpu_count() or 1
     workers = max(1, min(workers, len(groups), cores))
     threads = max(1, cores // workers)
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a caller that limits threads is obeyed
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+    needed, pending, done = needs(groups), list(range(len(groups))), set()
     results, start = [], time.time()
+    accepting = lambda: not (deadline and time.time() > deadline)
     if workers == 1:
-        for group in groups:
-            if deadline and time.time() > deadline:
-                break
-            results += run_group(group, threads)
+        while accepting() and (i := next_group(pending, done, needed)) is not None:
+            pending.remove(i)
+            results += run_group(groups[i], threads)
+            done.add(i)
             _report(results, len(jobs), start)
         return results
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(run_group, group) for group in groups]
-        for fut in as_completed(futures):
-            if fut.cancelled():
-                continue
-            results += fut.result()
-            _report(results, len(jobs), start)
-            if deadline and time.time() > deadline:
-                for pending in futures:
-                    pending.cancel()  # only those not yet started
-    return results
+        running: dict = {}
+        while True:
+            while len(running) < workers and accepting() and (i := next_group(pending, done, needed)) is not None:
+                pending.remove(i)
+                running[pool.submit(run_group, groups[i])] = i
+            if not running:
+                return results
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                results += fut.result()
+                done.add(running.pop(fut))
+                _report(results, len(jobs), start)
 
 
 def _report(results: list[dict], total: int, start: float):
