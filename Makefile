@@ -27,7 +27,7 @@ FORCE := force
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: reproduce train test bench lab venv clean-build force
+.PHONY: reproduce train extensions test bench lab venv clean-build force
 force: ;
 
 venv: $(STAMP)
@@ -39,6 +39,15 @@ $(STAMP): pyproject.toml
 
 train: $(STAMP)
 	$(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
+
+# Beyond the paper (notebooks 07, 08): the LSTM, Elman and GRU-size-grid profiles, into the same
+# cache; then the two notebooks again.  Hours on 2 cores (README, "Beyond the paper"); never part of
+# `make reproduce`, whose notebooks read these profiles' shipped results only.
+extensions: $(STAMP)
+	$(PY) -m onion_gru train --workers $(WORKERS) --profile \
+	    $$($(PY) -c 'from onion_gru.profiles import EXTENSIONS; print(*EXTENSIONS)')
+	rm -f build/$(PROFILE)/07_cells.done build/$(PROFILE)/08_size_grid.done
+	$(MAKE) reproduce
 
 # One stamp per executed notebook, under build/ (never committed): a fresh clone regenerates every
 # notebook and figure, an interrupted run resumes with the notebooks not yet done, and a change to a

@@ -44,15 +44,16 @@ class AnalysisConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
-        return cls(method, cache.config_hash(asdict(gru)), profile.analysis, gru.seed,
+        return cls(method, cache.config_hash(gru.key()), profile.analysis, gru.seed,
                    profile.train_size, profile.eval_size, profile.batch_size)
 
 
-def build(method: str, hidden_size: int, seeds=(0,)) -> torch.nn.Module:
-    """A group of len(seeds) ``method`` modules, member k initialised from ``seeds[k]``."""
+def build(method: str, state_size: int, seeds=(0,)) -> torch.nn.Module:
+    """A group of len(seeds) ``method`` modules on states of width ``state_size``, member k
+    initialised from ``seeds[k]``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    return from_members(lambda members: METHODS[method](hidden_size, len(members)), seeds)
+    return from_members(lambda members: METHODS[method](state_size, len(members)), seeds)
 
 
 def generators(seeds) -> list[torch.Generator]:
@@ -113,7 +114,7 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None
     check_group(configs, ("gru_hash", "seed"))
     config, K = configs[0], len(configs)
     budget = config.budget
-    module = build(config.method, gru.hidden_size, [c.seed for c in configs]).to(gru.device)
+    module = build(config.method, gru.state_size, [c.seed for c in configs]).to(gru.device)
     opt = optimizer(module, config.lr, config.weight_decay)
     tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
     eval_data = eval_data or {name: data.load(name) for name in module.eval_sets}
@@ -148,7 +149,7 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None
 
 def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, dict]:
     """The cache label and config of an analysis."""
-    if config.gru_hash != cache.config_hash(asdict(gru_config)):
+    if config.gru_hash != cache.config_hash(gru_config.key()):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
     return f"{gru_config.label}-{config.method}", asdict(config)
 
@@ -167,7 +168,7 @@ def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], de
         group_state = module.state_dict()
         for j, i in enumerate(missing):
             found[i] = cache.put("analysis", *entries[i], member_state(group_state, j), metrics[j], time.time() - start)
-    module = METHODS[configs[0].method](gru_configs[0].hidden_size, len(configs))
+    module = METHODS[configs[0].method](gru_configs[0].model_config.state_size, len(configs))
     module.load_state_dict(stack_states([state for state, _ in found]))
     return module.to(device or default_device()).eval(), [manifest for _, manifest in found]
 

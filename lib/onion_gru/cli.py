@@ -20,11 +20,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="onion_gru", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train what a profile needs and the cache lacks")
-    t.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {sorted(PROFILES)}")
+    t.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE],
+                   help=f"one or more of {sorted(PROFILES)} (several: their jobs share the workers)")
     t.add_argument("--sizes", type=int, nargs="+")
     t.add_argument("--variants", nargs="+")
     t.add_argument("--seeds", type=int, nargs="+")
-    t.add_argument("--methods", nargs="+", help="analyses to run (default: all); 'none' for GRUs only")
+    t.add_argument("--methods", nargs="+", help="analyses to run (default: the profile's); 'none' for GRUs only")
     t.add_argument("--workers", type=int, default=None, help="worker processes (default: cores, at most 2)")
     t.add_argument("--group", type=int, default=None,
                    help="most models trained together as one batched group (default: 2 on CPU, 16 on CUDA)")
@@ -52,16 +53,19 @@ def main(argv=None) -> int:
     from .analysis import METHODS
     from .jobs import missing_jobs, run_jobs
     try:
-        profile = get_profile(args.profile).check(args.sizes, args.variants, args.seeds)
-        methods = [] if args.methods == ["none"] else (args.methods or list(METHODS))
-        bad = [m for m in methods if m not in METHODS]
+        profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in args.profile]
+        plans = [(p, [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))) for p in profiles]
+        bad = [m for _, methods in plans for m in methods if m not in METHODS]
         if bad:
             raise ValueError(f"unknown method {bad}; choose from {sorted(METHODS)} or 'none'")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    gru_jobs, analysis_jobs = missing_jobs(profile, methods)
-    print(f"profile {profile.name}: {len(gru_jobs)} GRUs and {len(analysis_jobs)} analyses to compute")
+    gru_jobs, analysis_jobs = [], []
+    for profile, methods in plans:
+        grus, analyses = missing_jobs(profile, methods)
+        gru_jobs, analysis_jobs = gru_jobs + grus, analysis_jobs + analyses
+        print(f"profile {profile.name}: {len(grus)} models and {len(analyses)} analyses to compute")
     if args.dry_run:
         for job in gru_jobs + analysis_jobs:
             print("  ", job.label)

@@ -161,26 +161,41 @@ class PackedGRU(torch.autograd.Function):
                 None, None)
 
 
-class GroupGRU(nn.Module):
-    """The weights of K one-layer GRUs, named and initialised as ``nn.GRU``'s (U(+-1/sqrt(H)), drawn
-    in its order), each with a leading model axis."""
+class CellWeights(nn.Module):
+    """The weights of K one-layer recurrent cells with ``gates`` blocks of H rows, named and
+    initialised as torch.nn's (U(+-1/sqrt(H)), drawn in its order), each with a leading model axis;
+    the input projection; and the state's width (``width`` H) and what an output layer reads of it.
+    The GRU here, the LSTM and Elman cells in cells.py."""
+    gates, width = 3, 1
 
     def __init__(self, input_size: int, hidden_size: int, k: int = 1):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        H3 = 3 * hidden_size
-        self.weight_ih_l0 = nn.Parameter(torch.empty(k, H3, input_size))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(k, H3, hidden_size))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(k, H3))
-        self.bias_hh_l0 = nn.Parameter(torch.empty(k, H3))
+        G = self.gates * hidden_size
+        self.weight_ih_l0 = nn.Parameter(torch.empty(k, G, input_size))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(k, G, hidden_size))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(k, G))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(k, G))
         bound = 1 / math.sqrt(hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
+    @property
+    def state_size(self) -> int:
+        return self.width * self.hidden_size
+
+    def output(self, states: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads of states [..., state_size]: h, the first H."""
+        return states[..., :self.hidden_size]
+
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """The input projection W_ih x + b_ih of inputs [K, ..., I] -> [K, ..., 3H]."""
+        """The input projection W_ih x + b_ih of inputs [K, ..., I] -> [K, ..., gates * H]."""
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
         return torch.baddbmm(self.bias_ih_l0[:, None], flat, self.weight_ih_l0.mT).view(*x.shape[:-1], -1)
+
+
+class GroupGRU(CellWeights):
+    """K one-layer GRUs, the weights as ``nn.GRU``'s."""
 
     def forward(self, gi: torch.Tensor, packing: Packing, h0: torch.Tensor | None = None,
                 final: bool = False) -> torch.Tensor:

@@ -19,6 +19,8 @@ def run_with_gates(model: RepeatGRU, tokens: list[int]) -> dict[str, torch.Tenso
     """Read ``tokens`` with a single model (a group of one), then generate them again with teacher
     forcing.  Returns h, r, z, n as [2L, H] tensors (reading steps, then generation steps) and the
     input fed at each step."""
+    if model.config.cell != "gru":
+        raise ValueError(f"gates are drawn for the GRU only, not {model.config.cell!r}")
     rnn, H = model.rnn, model.config.hidden_size
     x = torch.tensor(tokens)[None, None]
     inputs = torch.cat([x[0, 0], model.decoder_inputs(x)[0, 0]])

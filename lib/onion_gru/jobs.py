@@ -41,7 +41,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"N{self.size}-{self.variant}-s{self.seed}" + (f"-{self.method}" if self.method else "")
+        cell = "" if self.profile.cell == "gru" else f"{self.profile.cell}-"
+        return f"{cell}N{self.size}-{self.variant}-s{self.seed}" + (f"-{self.method}" if self.method else "")
 
 
 def _configs(job: Job):
@@ -71,14 +72,14 @@ def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
 
 
 def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
-    """Jobs that can run as one group: the same size and method (GRUs: method None), at most
+    """Jobs that can run as one group: the same profile, size and method (GRUs: method None), at most
     ``max_group`` each; GRUs first, then analyses, each largest size first.  Variants and seeds mix
     freely within a group."""
     by_kind: dict[tuple, list[Job]] = {}
     for job in jobs:
-        by_kind.setdefault((job.size, job.method or ""), []).append(job)
+        by_kind.setdefault((job.size, job.method or "", job.profile), []).append(job)
     groups = []
-    for (size, _), members in sorted(by_kind.items(), key=lambda item: (item[0][1] != "", -item[0][0])):
+    for (size, _, _), members in sorted(by_kind.items(), key=lambda item: (item[0][1] != "", -item[0][0])):
         n = -(-len(members) // max_group)  # as few groups as the cap allows, of even sizes
         cuts = [len(members) * i // n for i in range(n + 1)]
         # consecutive jobs (the same variant, in profile order) share a group: they converge at

@@ -1,13 +1,14 @@
 """The sequence-repeating GRU: a single-layer GRU that first reads the input and then, from its
 final state h, writes the input out again; a ``RepeatGRU`` holds K of them (a group, K = 1 for one).
+The cell is a GRU unless the config names another (cells.py: the LSTM and Elman comparison).
 
 Reading and generation share the GRU, the embedding and the head (as in the authors' code); it is one
 RNN run over [x_1..x_L, SOS, y_1..y_{L-1}] with the loss on the last L steps.  ``encode`` and
 ``decode`` are separate public steps because every intervention and probe acts on h between them.
 
-Every tensor has a leading model axis: tokens [K, B, T], lengths [K, B], states [K, B, H], logits
-[K, B, T, 30].  The members of a group share the hidden size; each has its own weights and variant,
-and computes what it would alone (fastgru.py).
+Every tensor has a leading model axis: tokens [K, B, T], lengths [K, B], states [K, B, S] (S = H,
+or 2H for an LSTM), logits [K, B, T, 30].  The members of a group share the hidden size and cell;
+each has its own weights and variant, and computes what it would alone (fastgru.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import N_SYMBOLS
-from .fastgru import GroupGRU, Packing
+from .cells import CELLS
+from .fastgru import Packing
 from .layers import GroupEmbedding, GroupLinear, gather_rows, member_state, stack_states
 
 SOS = N_SYMBOLS  # start-of-generation token id (30)
@@ -30,10 +32,13 @@ VARIANTS = ("autoregressive", "no_input")
 class ModelConfig:
     hidden_size: int
     variant: str = "autoregressive"  # or "no_input": the decoder sees SOS, then a constant token
+    cell: str = "gru"  # or "lstm", "elman" (cells.py)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose from {sorted(CELLS)}")
         if self.hidden_size <= 0:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
 
@@ -41,6 +46,11 @@ class ModelConfig:
     def vocabulary(self) -> int:
         """Embedding rows: 30 symbols and SOS, and NO_INPUT for the no-input variant."""
         return N_SYMBOLS + 1 + int(self.variant == "no_input")
+
+    @property
+    def state_size(self) -> int:
+        """Width of the stored state: H, or 2H for an LSTM's [h, c]."""
+        return CELLS[self.cell].width * self.hidden_size
 
 
 class RepeatGRU(nn.Module):
@@ -52,12 +62,12 @@ class RepeatGRU(nn.Module):
         super().__init__()
         self.configs = [configs] if isinstance(configs, ModelConfig) else list(configs)
         H, K = self.hidden_size, len(self.configs)
-        if any(c.hidden_size != H for c in self.configs):
-            raise ValueError("the members of a group share their hidden size")
+        if any((c.hidden_size, c.cell) != (H, self.configs[0].cell) for c in self.configs):
+            raise ValueError("the members of a group share their hidden size and cell")
         # PyTorch default initialisation throughout, as the authors: N(0,1) embedding, U(+-1/sqrt(H)) GRU
         # (each member draws only its own vocabulary's rows, so that K = 1 draws what nn.Embedding does)
         self.embedding = GroupEmbedding(N_SYMBOLS + 2, H, K, rows=[c.vocabulary for c in self.configs])
-        self.rnn = GroupGRU(H, H, K)
+        self.rnn = CELLS[self.configs[0].cell](H, H, K)
         self.fc = GroupLinear(H, N_SYMBOLS, K)
         self.register_buffer("no_input", torch.tensor([c.variant == "no_input" for c in self.configs]),
                              persistent=False)
@@ -65,6 +75,10 @@ class RepeatGRU(nn.Module):
     @property
     def hidden_size(self) -> int:
         return self.configs[0].hidden_size
+
+    @property
+    def state_size(self) -> int:
+        return self.configs[0].state_size
 
     @property
     def config(self) -> ModelConfig:
@@ -91,7 +105,8 @@ class RepeatGRU(nn.Module):
         return self
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Read ``tokens [K, B, T]``; return each sequence's state after its own last token, ``[K, B, H]``."""
+        """Read ``tokens [K, B, T]``; return each sequence's state after its own last token, ``[K, B, S]``
+        (S = ``state_size``)."""
         packing = Packing.of(lengths, *tokens.shape, device=tokens.device)
         return self.rnn(self.input_projection(packing.pack(tokens)), packing, final=True)
 
@@ -107,13 +122,13 @@ class RepeatGRU(nn.Module):
 
     def decode(self, h: torch.Tensor, targets: torch.Tensor, return_states: bool = False,
                lengths: torch.Tensor | None = None):
-        """Teacher-forced generation from states ``h [K, B, H]``: logits ``[K, B, T, 30]`` for T =
+        """Teacher-forced generation from states ``h [K, B, S]``: logits ``[K, B, T, 30]`` for T =
         targets' width.  Given ``lengths``, positions past a sequence's length are not computed (0);
         without, every sequence runs the T steps."""
         inputs = self.decoder_inputs(targets)
         packing = Packing.of(lengths, *inputs.shape, device=inputs.device)
         states = self.rnn(self.input_projection(packing.pack(inputs)), packing, h)
-        logits = packing.unpack(self.fc(states))
+        logits = packing.unpack(self.fc(self.rnn.output(states)))
         return (logits, packing.unpack(states)) if return_states else logits
 
     @torch.no_grad()
@@ -126,7 +141,7 @@ class RepeatGRU(nn.Module):
         for t in range(steps):
             step_in = torch.where(self.no_input[:, None], NO_INPUT, token) if t else token
             h = self.rnn(self.input_projection(step_in), packing, h)  # one step: packed rows are the batch
-            token = self.fc(h).argmax(-1)
+            token = self.fc(self.rnn.output(h)).argmax(-1)
             out.append(token)
         return torch.stack(out, 2)
 

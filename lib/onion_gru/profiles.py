@@ -74,6 +74,8 @@ class Profile:
     train_size: int = 1_000_000  # size of each training set (lengths 2-9, and length 9 only)
     eval_size: int = 5_000  # evaluation sets are truncated to this many sequences
     batch_size: int = 256
+    cell: str = "gru"  # every model of a profile has one cell (cells.py); "lstm" and "elman" profiles compare
+    methods: tuple[str, ...] | None = None  # the analyses it runs (analysis.METHODS); None: all eight
 
     def grus(self) -> list[tuple[int, str, int]]:
         """Every (size, variant, seed) of the profile: one GRU each, in a fixed order."""
@@ -102,6 +104,14 @@ PROFILES: dict[str, Profile] = {
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=replace(CONVERGED_GRU, max_steps=12_000),
                    analysis=replace(CONVERGED_ANALYSIS, max_steps=8_000)),
+    # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
+    # (one seed), and the GRU on a finer grid of sizes with the three interventions.  The grid shares
+    # the laptop's models at 48, 64 and 128 (same configs, same cache entries).
+    "lstm": Profile("lstm", (48, 64, 128), VARIANTS, (0,), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS, cell="lstm"),
+    "elman": Profile("elman", (48, 64, 128), VARIANTS, (0,), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
+                     cell="elman"),
+    "grid": Profile("grid", (32, 48, 64, 96, 128, 192, 256), VARIANTS, (0, 1), gru=CONVERGED_GRU,
+                    analysis=CONVERGED_ANALYSIS, methods=("linear_unigram", "linear_bigram", "onion_unigram")),
     "smoke": Profile("smoke", (16, 32), VARIANTS, (0,),
                      gru=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),
                      analysis=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),
@@ -110,7 +120,20 @@ PROFILES: dict[str, Profile] = {
 DEFAULT_PROFILE = "laptop"
 
 
+EXTENSIONS = ("lstm", "elman", "grid")  # `make extensions` trains these
+
+
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
     return PROFILES[name]
+
+
+def extension(profile: Profile, name: str) -> Profile:
+    """The extension profile ``name`` that goes with the notebook's ``profile``: itself, except under
+    ``smoke``, where it is the smoke profile with the extension's cell and methods (CI runs the
+    extension notebooks on tiny models)."""
+    ext = get_profile(name)
+    if profile.name != "smoke":
+        return ext
+    return replace(profile, name=f"smoke-{name}", cell=ext.cell, methods=ext.methods)

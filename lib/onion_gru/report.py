@@ -114,7 +114,8 @@ def _gru_metrics(profile: Profile, shipped_only: bool = False):
 
 def gru_results(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
-    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "steps": m["steps"], "flattened": m["flattened"],
+    return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "steps": m["steps"],
+                          "flattened": m["flattened"],
                           "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
                           **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
                          for size, variant, seed, m in _gru_metrics(profile, shipped_only)])
@@ -122,7 +123,7 @@ def gru_results(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
 
 def gru_curves(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
     """Validation accuracy against training steps, one row per (GRU, evaluation)."""
-    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, **point}
+    return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, **point}
                          for size, variant, seed, m in _gru_metrics(profile, shipped_only) for point in m["curve"]])
 
 
@@ -147,7 +148,7 @@ def analysis_results(profile: Profile, methods, sizes=None, variants=None, shipp
     rows = []
     for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants, shipped_only):
         main = next(v for v in m["metrics"].values() if isinstance(v, dict))
-        rows.append({"size": size, "variant": variant, "seed": seed, "method": method,
+        rows.append({"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method,
                      "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
                      "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
                      "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"],
@@ -157,7 +158,7 @@ def analysis_results(profile: Profile, methods, sizes=None, variants=None, shipp
 
 def analysis_curves(profile: Profile, methods, shipped_only: bool = False) -> pd.DataFrame:
     """Accuracy on the curve subset against steps, one row per (GRU, method, evaluation)."""
-    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, "method": method, **point}
+    return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method, **point}
                          for size, variant, seed, method, m in _analysis_metrics(profile, methods, shipped_only=shipped_only)
                          for point in m["metrics"]["curve"]])
 

@@ -2,7 +2,7 @@
 onion-geometry notebook.
 
 Both expose the RepeatGRU interface that interventions and probes use: ``encode``, ``decode``
-(teacher-forced logits), ``generate`` (free-running), ``hidden_size`` and ``device``, with the same
+(teacher-forced logits), ``generate`` (free-running), ``state_size`` and ``device``, with the same
 leading model axis (tokens [K, B, T], states [K, B, H]); every member is the same fixed store.
 
 * ``LinearStore``: position p's token lives in its own block of coordinates (a code vector per
@@ -22,7 +22,7 @@ N_SYMBOLS, MAX_LEN = 30, 9
 class _Store(nn.Module):
     def __init__(self, hidden_size: int):
         super().__init__()
-        self.hidden_size = hidden_size
+        self.hidden_size = self.state_size = hidden_size
         self.register_buffer("anchor", torch.zeros(1))  # gives the model a device and a state_dict
 
     @property

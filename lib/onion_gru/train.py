@@ -25,18 +25,27 @@ class GRUConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1  # AdamW, on all parameters, as the authors
+    cell: str = "gru"  # "lstm" or "elman" for the cell comparison (cells.py)
 
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.hidden_size, self.variant)
+        return ModelConfig(self.hidden_size, self.variant, self.cell)
 
     @property
     def label(self) -> str:
-        return f"N{self.hidden_size}-{self.variant}-s{self.seed}"
+        return ("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
+
+    def key(self) -> dict:
+        """The config as hashed into the cache key.  A GRU's leaves ``cell`` out, so the entries
+        trained before there was a choice of cell keep their keys."""
+        config = asdict(self)
+        if self.cell == "gru":
+            del config["cell"]
+        return config
 
     @classmethod
     def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "GRUConfig":
-        return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size)
+        return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size, cell=profile.cell)
 
 
 def default_device() -> torch.device:
@@ -241,7 +250,7 @@ def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = No
 
 def gru_entry(config: GRUConfig) -> tuple[str, dict]:
     """The cache label and config of a trained GRU."""
-    return config.label, asdict(config)
+    return config.label, config.key()
 
 
 def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None) -> tuple[RepeatGRU, list[dict]]:

@@ -1,0 +1,118 @@
+# %% [markdown]
+# # 07 · Beyond the paper: do LSTMs and plain RNNs build onions too?
+#
+# **Not a paper artefact.**  The paper studies one cell, the GRU.  Is the onion a property of the
+# GRU, of gating in general, or of any small recurrent network that must store a sequence?  Here an
+# LSTM and a plain (Elman, tanh) RNN learn the same task with the same protocol and rule as the
+# laptop GRUs (one seed; `lstm` and `elman` profiles, trained by `make extensions`), and the same
+# eight methods analyse them.
+#
+# **What is the stored state?**  For the GRU and the Elman RNN it is h.  For the LSTM it is the pair
+# (h, c), concatenated as [h, c]: the encoder hands both to the decoder, which continues from both.
+# An intervention on h alone would leave c holding the tokens, and the decoder could restore them
+# from it; a probe of h alone would miss what c holds.  So every method acts on [h, c], as on the
+# GRU's h (`cells.py`); the probes' GRU decoders start from it, 2N wide.
+#
+# **Hypothesis.**  Onion storage at small N is not specific to the GRU: every cell that learns the
+# task at N = 48 and 64 stores tokens so that the onion intervention succeeds where the linear
+# unigram intervention fails (the criterion of notebook 02, claim 1).
+
+# %% tags=["parameters"]
+profile = "laptop"
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from onion_gru import report
+from onion_gru.analysis import INTERVENTION_METHODS, METHODS
+from onion_gru.profiles import extension
+
+P = report.active_profile(profile)
+report.set_style()
+CELLS = {"gru": P, "lstm": extension(P, "lstm"), "elman": extension(P, "elman")}
+# the GRUs are the notebook's own profile; the other cells are read from the shipped cache and never
+# trained by `make reproduce` (`make extensions` trains them); under smoke they are trained here
+shipped_only = {cell: cell != "gru" and P.name != "smoke" for cell in CELLS}
+for cell, C in CELLS.items():
+    print(f"{cell:6s} profile {C.name}: sizes {C.sizes}, seeds {C.seeds}")
+print(f"models: {P.gru.describe()}\nanalyses: {P.analysis.describe()}")
+
+# %%
+models = pd.concat([report.gru_results(C, shipped_only[cell]) for cell, C in CELLS.items()], ignore_index=True)
+runs = pd.concat([report.analysis_results(C, list(METHODS), shipped_only=shipped_only[cell])
+                  for cell, C in CELLS.items()], ignore_index=True)
+missing = [cell for cell in CELLS if cell not in set(models.get("cell", []))]
+print(f"shipped or trained: {sorted(set(models.cell))}; missing: {missing or 'none'} "
+      f"({'run `make extensions`' if missing else 'all cells present'})")
+
+# %% [markdown]
+# ## Can each cell learn the task?
+# Teacher-forced exact-match accuracy of the model itself on the validation set, with the steps the
+# rule let it train; its curves are below.
+
+# %%
+task = report.aggregate(models.assign(method="task"), P, by=("cell", "size", "variant", "method"))
+task["profile"] = task.cell.map({cell: C.name for cell, C in CELLS.items()})
+print(task.pivot_table(index=["cell", "variant"], columns="size", values="mean", sort=False).round(3).to_string())
+curves = pd.concat([report.gru_curves(C, shipped_only[cell]) for cell, C in CELLS.items()], ignore_index=True)
+if len(curves):
+    grid = sns.relplot(curves.assign(run=curves.variant + curves.seed.astype(str)), x="step", y="accuracy",
+                       hue="size", style="variant", units="run", estimator=None, col="cell", kind="line",
+                       palette="viridis", height=2.2, aspect=1.2, linewidth=0.9)
+    grid.set(ylim=(-0.02, 1.02))
+    report.save_figure(grid.figure, "07_cells_task_curves", P)
+    plt.show()
+
+# %% [markdown]
+# ## The eight methods on each cell
+# Mean over the seeds shipped (one for the LSTM and Elman RNN); the long table (`07_cells.csv`) has
+# a `cell` column.
+
+# %%
+table = report.aggregate(runs, P, by=("cell", "size", "variant", "method")) if len(runs) else pd.DataFrame()
+if len(table):
+    table["profile"] = table.cell.map({cell: C.name for cell, C in CELLS.items()})
+    md = "".join(f"\n### {cell}\n\n" + report.wide_markdown(table[table.cell == cell]) for cell in CELLS
+                 if cell in set(table.cell))
+    report.save_table(pd.concat([task, table], ignore_index=True), "07_cells", P, markdown=md)
+    print(md)
+
+# %%
+if len(runs):
+    shown = runs[runs.method.isin(INTERVENTION_METHODS + ("probe_linear", "probe_onion"))].assign(
+        method=lambda d: d.method.map(report.METHOD_LABELS))
+    grid = sns.catplot(shown, x="size", y="accuracy", hue="method", col="cell", row="variant", kind="point",
+                       errorbar="sd", dodge=0.3, height=2.2, aspect=1.1, markersize=4, linewidth=1)
+    grid.set(ylim=(-0.02, 1.02))
+    report.save_figure(grid.figure, "07_cells", P)
+    plt.show()
+
+# %% [markdown]
+# ## Check
+# Per cell and variant: the hypothesis holds when, at every N <= 64, the linear unigram accuracy is
+# below 0.05 and the onion accuracy exceeds it by at least 0.3.  A cell whose own task accuracy is
+# below 0.5 at a size has not learned the task there: it cannot test the hypothesis (NOT TESTABLE),
+# and its curve above shows how far it got.
+
+# %%
+results = {}
+for cell in CELLS:
+    for variant in P.variants:
+        checks = []
+        for n in [n for n in P.sizes if n <= 64]:
+            sub = table[(table.cell == cell) & (table["size"] == n) & (table.variant == variant)] if len(table) else table
+            learned = task[(task.cell == cell) & (task["size"] == n) & (task.variant == variant)]["mean"]
+            if len(sub) == 0 or len(learned) == 0 or float(learned.iloc[0]) < 0.5:
+                checks.append(None)
+                continue
+            lin, onion = (report.mean_of(sub, m, n, variant) for m in ("linear_unigram", "onion_unigram"))
+            checks.append(lin < 0.05 and onion - lin >= 0.3)
+            print(f"{cell:6s} N={n:3d} {variant:15s} task {float(learned.iloc[0]):.3f}  linear unigram {lin:.3f}  "
+                  f"onion {onion:.3f}")
+        results[(cell, variant)] = None if not checks or None in checks else all(checks)
+for (cell, variant), ok in results.items():
+    print(f"Hypothesis (small {cell} stores an onion), {variant}: {report.verdict(ok)}")
+if P.name == "smoke":
+    print("(smoke profile: a pipeline check, not science)")

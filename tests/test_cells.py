@@ -1,0 +1,117 @@
+"""The LSTM and Elman cells (cells.py) against torch.nn, and the cell comparison through the stack."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from onion_gru import cache
+from onion_gru.analysis import AnalysisConfig, get_analysis
+from onion_gru.cells import GroupElman, GroupLSTM
+from onion_gru.fastgru import Packing
+from onion_gru.jobs import missing_jobs, run_jobs
+from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.profiles import Budget, extension, get_profile
+from onion_gru.train import GRUConfig, get_gru
+
+H, I = 6, 5
+REFERENCE = {GroupElman: lambda: nn.RNN(I, H, nonlinearity="tanh"), GroupLSTM: lambda: nn.LSTM(I, H)}
+
+
+def reference_run(ref: nn.Module, x: torch.Tensor, lengths: torch.Tensor, s0: torch.Tensor):
+    """nn.RNN / nn.LSTM over x [B, T, I] from the state s0 [B, S]: final states [B, S], outputs [B, T, H]."""
+    packed = nn.utils.rnn.pack_padded_sequence(x.transpose(0, 1), lengths, enforce_sorted=False)
+    if isinstance(ref, nn.LSTM):
+        out, (h, c) = ref(packed, (s0[None, :, :H].contiguous(), s0[None, :, H:].contiguous()))
+        final = torch.cat([h[0], c[0]], -1)
+    else:
+        out, h = ref(packed, s0[None].contiguous())
+        final = h[0]
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[1])
+    return final, out.transpose(0, 1)
+
+
+@pytest.mark.parametrize("cls", [GroupElman, GroupLSTM])
+def test_cell_matches_torch_nn_in_values_and_gradients(cls):
+    torch.manual_seed(0)
+    cell = cls(I, H)
+    torch.manual_seed(0)
+    ref = REFERENCE[cls]()  # drawn in the same order from the same seed: the same weights
+    for name, p in ref.named_parameters():
+        assert torch.equal(getattr(cell, name)[0], p), name
+    B, T = 5, 4
+    x, lengths = torch.randn(B, T, I), torch.tensor([4, 1, 3, 4, 2])
+    s0 = torch.randn(B, cell.state_size)
+    packing = Packing.of(lengths[None], 1, B, T)
+    final = cell(cell.project(packing.pack(x[None])), packing, s0[None], final=True)[0]
+    states = packing.unpack(cell(cell.project(packing.pack(x[None])), packing, s0[None]))[0]
+    ref_final, ref_out = reference_run(ref, x, lengths, s0)
+    torch.testing.assert_close(final, ref_final)
+    torch.testing.assert_close(cell.output(states), ref_out)  # zero past each length, as pad_packed_sequence
+    (final.square().sum() + cell.output(states).sum()).backward()
+    (ref_final.square().sum() + ref_out.sum()).backward()
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(getattr(cell, name).grad[0], p.grad, msg=name)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def test_a_group_member_computes_what_it_computes_alone(cell):
+    configs = [ModelConfig(8, "autoregressive", cell), ModelConfig(8, "no_input", cell)]
+    torch.manual_seed(1)
+    group = RepeatGRU(configs)
+    tokens, lengths = torch.randint(0, 30, (2, 4, 9)), torch.tensor([[9, 2, 5, 3], [4, 9, 9, 2]])
+    h = group.encode(tokens, lengths)
+    assert h.shape == (2, 4, configs[0].state_size)
+    logits = group.decode(h, tokens, lengths=lengths)
+    for k in range(2):
+        alone = RepeatGRU(configs[k]).load_members([group.member_state(k)])
+        torch.testing.assert_close(alone.encode(tokens[k:k + 1], lengths[k:k + 1])[0], h[k])
+        torch.testing.assert_close(alone.decode(h[k:k + 1], tokens[k:k + 1], lengths=lengths[k:k + 1])[0], logits[k])
+
+
+def test_lstm_state_is_h_and_c():
+    model = RepeatGRU(ModelConfig(8, cell="lstm"))
+    assert model.state_size == 16 and model.rnn.weight_ih_l0.shape == (1, 32, 8)
+    with pytest.raises(ValueError, match="cell"):
+        ModelConfig(8, cell="transformer")
+    with pytest.raises(ValueError, match="cell"):
+        RepeatGRU([ModelConfig(8, cell="lstm"), ModelConfig(8)])
+
+
+def test_a_gru_config_keeps_its_cache_key():
+    """Adding the cell must not move the GRU entries trained before it (their keys are shipped)."""
+    config = GRUConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01))
+    assert "cell" not in config.key()
+    # the key of this config before GRUConfig had a cell (the shipped laptop N = 64 entry of CODE_VERSION 4)
+    assert cache.config_hash(config.key()) == "29258b7282cc"
+    lstm = GRUConfig(64, "autoregressive", 0, config.budget, cell="lstm")
+    assert lstm.key()["cell"] == "lstm" and cache.config_hash(lstm.key()) != "29258b7282cc"
+    assert lstm.label == "lstm-N64-autoregressive-s0" and config.label == "N64-autoregressive-s0"
+
+
+def test_extension_profiles_under_smoke_keep_smoke_sizes():
+    smoke = get_profile("smoke")
+    lstm, grid = extension(smoke, "lstm"), extension(smoke, "grid")
+    assert (lstm.cell, lstm.sizes, lstm.gru) == ("lstm", smoke.sizes, smoke.gru)
+    assert grid.methods == ("linear_unigram", "linear_bigram", "onion_unigram") and grid.cell == "gru"
+    assert extension(get_profile("laptop"), "elman") is get_profile("elman")
+    # the grid reuses the laptop's models: same configs, so the same cache entries
+    laptop, full_grid = get_profile("laptop"), get_profile("grid")
+    assert set(laptop.sizes) < set(full_grid.sizes)
+    assert GRUConfig.from_profile(full_grid, 64, "no_input", 1) == GRUConfig.from_profile(laptop, 64, "no_input", 1)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def test_other_cells_train_and_are_analysed_through_the_cache(cache_root, cell):
+    profile = extension(get_profile("smoke"), cell).check(sizes=[16], variants=["autoregressive"])
+    grus, analyses = missing_jobs(profile, ["onion_unigram", "probe_gru_ar"])
+    assert [j.label for j in grus] == [f"{cell}-N16-autoregressive-s0"]
+    run_jobs(grus + analyses, workers=1)
+    assert missing_jobs(profile, ["onion_unigram", "probe_gru_ar"]) == ([], [])
+    config = GRUConfig.from_profile(profile, 16, "autoregressive", 0)
+    model, manifest = get_gru(config, device="cpu")
+    assert model.config.cell == cell and manifest["config"]["cell"] == cell
+    assert (cache_root / "gru" / f"{config.label}-{cache.config_hash(config.key())}").is_dir()
+    module, analysis = get_analysis(config, AnalysisConfig.from_profile(profile, "onion_unigram", config), device="cpu")
+    assert module.embedding.shape[-1] == model.state_size  # the onion acts on the whole state ([h, c] for an LSTM)
+    assert analysis["metrics"]["steps"] >= profile.analysis.min_steps
