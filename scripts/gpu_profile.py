@@ -99,12 +99,13 @@ def main() -> int:
             time.sleep(60)
             pack(args.scratch, args.out, args.weights_mib)
     threading.Thread(target=pack_every_minute, daemon=True).start()
-    grus, analyses = missing_jobs(profile, list(METHODS))
+    methods = list(profile.methods or METHODS)
+    grus, analyses = missing_jobs(profile, methods)
     results = run_jobs(grus + analyses, args.workers, deadline=deadline)
     print(f"{len(results)} of {len(grus) + len(analyses)} jobs in {(time.time() - start) / 60:.1f} min")
     manifests, weights = pack(args.scratch, args.out, args.weights_mib)
     print(f"packed {manifests} manifests, {weights} with weights")
-    gru_left, analyses_left = missing_jobs(profile, list(METHODS))
+    gru_left, analyses_left = missing_jobs(profile, methods)
     print(f"done in {(time.time() - start) / 60:.1f} min; left: {len(gru_left)} GRUs, {len(analyses_left)} analyses")
     return 0
 

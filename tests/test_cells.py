@@ -99,6 +99,8 @@ def test_extension_profiles_under_smoke_keep_smoke_sizes():
     laptop, full_grid = get_profile("laptop"), get_profile("grid")
     assert set(laptop.sizes) < set(full_grid.sizes)
     assert GRUConfig.from_profile(full_grid, 64, "no_input", 1) == GRUConfig.from_profile(laptop, 64, "no_input", 1)
+    gpu, gpu_grid = get_profile("gpu"), get_profile("gpu_grid")  # and its GPU half the gpu profile's
+    assert GRUConfig.from_profile(gpu_grid, 512, "autoregressive", 0) == GRUConfig.from_profile(gpu, 512, "autoregressive", 0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "elman"])
