@@ -41,8 +41,7 @@ class Job:
 
     @property
     def label(self) -> str:
-        cell = "" if self.profile.cell == "gru" else f"{self.profile.cell}-"
-        return f"{cell}N{self.size}-{self.variant}-s{self.seed}" + (f"-{self.method}" if self.method else "")
+        return _configs(self)[0].label + (f"-{self.method}" if self.method else "")
 
 
 def _configs(job: Job):
