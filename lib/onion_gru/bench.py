@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from . import data
 from .analysis import METHODS, build, generators, method_step
+from .cells import CELLS
 from .jobs import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES, Budget
@@ -137,6 +138,11 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
             rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
             rows.append({"device": device.type, "what": "GRU train step (ours, length-bucketed batches)", "size": H,
                          "ms": bucketed * 1e3, "speedup": ref / bucketed})
+        for H in (64, 128):  # the cells of notebook 07, one model each, timed in turns
+            times = time_interleaved([training_step(RepeatGRU(ModelConfig(H, cell=cell)).to(device), tokens, lengths,
+                                                    device) for cell in CELLS], device)
+            rows += [{"device": device.type, "what": f"train step, {cell} cell", "size": H, "ms": t * 1e3}
+                     for cell, t in zip(CELLS, times)]
         for method in METHODS:
             rows.append({"device": device.type, "what": f"stage-2 step: {method}", "size": 64,
                          "ms": stage2_step_seconds(method, 64, 1, device) * 1e3})
