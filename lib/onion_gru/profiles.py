@@ -4,7 +4,8 @@
 ``laptop`` is what a 2-core CPU can do in about two hours, every run stopped by the convergence
 rule below (``Budget``); the README says why each of its numbers differs from ``paper``.  ``gpu``
 runs all six sizes under the same rule in one short GPU window.  ``smoke`` runs the whole pipeline
-in minutes for CI and proves nothing scientific.
+in minutes for CI and proves nothing scientific.  ``lstm``, ``elman``, ``grid`` and ``gpu_grid`` go
+beyond the paper (notebooks 07 and 08, ``EXTENSIONS``).
 """
 from __future__ import annotations
 
