@@ -93,10 +93,12 @@ class Profile:
                        seeds=tuple(seeds or self.seeds))
 
 
-# The laptop and gpu rule: stop when the last 4,000 (GRU) or 3,000 (analysis) steps gained less than
+# The laptop and gpu rule: stop when the last 6,000 (GRU) or 3,000 (analysis) steps gained less than
 # 0.01 accuracy on a fixed 1,000-sequence subset, evaluated every 500 steps; never past the paper's
-# 40k GRU steps.  The laptop caps analyses at 30k of the paper's 60k (README, "Profiles").
-CONVERGED_GRU = Budget(40_000, 500, min_steps=4_000, patience=4_000, min_gain=0.01)
+# 40k GRU steps.  The laptop caps analyses at 30k of the paper's 60k (README, "Profiles").  A GRU's
+# window is the longer: with 4,000, the N = 48 no-input GRU of seed 1 stopped at 0.87 after 29k steps
+# on a short plateau, and the same run continued to 40k climbed to 0.96 (README, "Convergence rule").
+CONVERGED_GRU = Budget(40_000, 500, min_steps=4_000, patience=6_000, min_gain=0.01)
 CONVERGED_ANALYSIS = Budget(30_000, 500, min_steps=4_000, patience=3_000, min_gain=0.01)
 # the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (README)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
