@@ -34,6 +34,16 @@ def test_aggregate_and_markdown_carry_the_steps_run():
     assert "| No input | Onion Unigram | 6,500 |" in report.wide_markdown(agg)
 
 
+def test_onion_beats_linear_needs_both_a_failing_linear_and_a_margin():
+    def table(lin, onion):
+        return pd.DataFrame({"size": [48, 48], "variant": ["autoregressive"] * 2,
+                             "method": ["linear_unigram", "onion_unigram"], "mean": [lin, onion]})
+    assert report.onion_beats_linear(table(0.01, 0.78), 48, "autoregressive") == (0.01, 0.78, True)
+    assert not report.onion_beats_linear(table(0.23, 0.90), 48, "autoregressive")[2]  # linear works
+    assert not report.onion_beats_linear(table(0.00, 0.25), 48, "autoregressive")[2]  # onion too weak
+    assert not report.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
+
+
 def test_smoke_figures_never_land_in_figures(tmp_path):
     assert report.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
     assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"

@@ -1,7 +1,7 @@
 """The named run profiles and the rule that stops a training run, defined once, as data.
 
 ``paper`` is the authors' protocol (authors_implementation.md section 3): fixed step counts.
-``laptop`` is what a 2-core CPU can do in about two hours, every run stopped by the convergence
+``laptop`` is what a 2-core CPU can do in under three hours, every run stopped by the convergence
 rule below (``Budget``); the README says why each of its numbers differs from ``paper``.  ``gpu``
 runs all six sizes under the same rule in one short GPU window.  ``smoke`` runs the whole pipeline
 in minutes for CI and proves nothing scientific.  ``lstm``, ``elman``, ``grid`` and ``gpu_grid`` go

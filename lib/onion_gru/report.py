@@ -228,6 +228,19 @@ def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:
     return float(row["mean"].iloc[0])
 
 
+# Notebook 02's claim 1 at one size, which notebook 07 tests for other cells: the onion intervention
+# works where the linear unigram one fails.  Both thresholds are far above the chance floors (0.003
+# and 0.033) and far below what a working intervention reaches (0.8-1.0).
+LINEAR_FAILS_BELOW = 0.05
+ONION_MARGIN = 0.3
+
+
+def onion_beats_linear(table: pd.DataFrame, size: int, variant: str) -> tuple[float, float, bool]:
+    """(linear unigram mean, onion mean, whether linear < 0.05 and onion - linear >= 0.3)."""
+    lin, onion = (mean_of(table, m, size, variant) for m in ("linear_unigram", "onion_unigram"))
+    return lin, onion, bool(lin < LINEAR_FAILS_BELOW and onion - lin >= ONION_MARGIN)
+
+
 def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}"):
     """One panel per variant: accuracy against N, one line per method, error bars = std over seeds."""
     import matplotlib.pyplot as plt

@@ -92,8 +92,8 @@ claim1 = {}
 for variant in P.variants:
     checks = []
     for n in small:
-        lin, onion = mean_of("linear_unigram", n, variant), mean_of("onion_unigram", n, variant)
-        checks.append(lin < 0.05 and onion - lin >= 0.3)
+        lin, onion, ok = report.onion_beats_linear(table, n, variant)
+        checks.append(ok)
         print(f"N={n:4d} {variant:15s} linear unigram {lin:.3f}  onion {onion:.3f}")
     claim1[variant] = bool(all(checks)) if checks else None
 for variant, ok in claim1.items():

@@ -107,8 +107,8 @@ for cell in CELLS:
             if len(sub) == 0 or len(learned) == 0 or float(learned.iloc[0]) < 0.5:
                 checks.append(None)
                 continue
-            lin, onion = (report.mean_of(sub, m, n, variant) for m in ("linear_unigram", "onion_unigram"))
-            checks.append(lin < 0.05 and onion - lin >= 0.3)
+            lin, onion, ok = report.onion_beats_linear(sub, n, variant)
+            checks.append(ok)
             print(f"{cell:6s} N={n:3d} {variant:15s} task {float(learned.iloc[0]):.3f}  linear unigram {lin:.3f}  "
                   f"onion {onion:.3f}")
         results[(cell, variant)] = None if not checks or None in checks else all(checks)
