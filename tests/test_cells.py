@@ -87,6 +87,10 @@ def test_a_gru_config_keeps_its_cache_key():
     lstm = GRUConfig(64, "autoregressive", 0, config.budget, cell="lstm")
     assert lstm.key()["cell"] == "lstm" and cache.config_hash(lstm.key()) != "29258b7282cc"
     assert lstm.label == "lstm-N64-autoregressive-s0" and config.label == "N64-autoregressive-s0"
+    # an unset floor is not hashed either; a set one is
+    assert config.budget.floor is None
+    floored = GRUConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01, floor=0.05))
+    assert cache.config_hash(floored.key()) != "29258b7282cc"
 
 
 def test_extension_profiles_under_smoke_keep_smoke_sizes():

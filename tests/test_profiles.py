@@ -46,6 +46,17 @@ def test_a_slow_climb_below_the_threshold_stops():
     assert stop_step(RULE, lambda s: s / 500 * 0.001) == 4_000
 
 
+def test_a_floor_waits_for_the_curve_to_leave_chance():
+    floored = Budget(40_000, 500, min_steps=4_000, patience=3_000, min_gain=0.01, floor=0.05)
+    assert stop_step(floored, lambda s: 0.0) == 40_000  # never left chance: runs to its cap, not flattened
+    assert not floored.flattened(list(range(500, 40_001, 500)), [0.0] * 80)
+    # at 0 until step 10,000, then a jump and a plateau: flat one patience after the jump
+    assert stop_step(floored, lambda s: 0.0 if s < 10_000 else 0.5) == 13_000
+    # a curve that left chance early stops where it would without the floor
+    climb = lambda s: min(s, 5_000) / 500 * 0.02
+    assert stop_step(floored, climb) == stop_step(RULE, climb) == 8_000
+
+
 def test_noise_on_a_plateau_does_not_keep_a_run_going():
     g = torch.Generator().manual_seed(0)
     noise = {s: 0.005 * torch.randn(1, generator=g).item() for s in range(500, 40_001, 500)}

@@ -44,6 +44,30 @@ def test_onion_beats_linear_needs_both_a_failing_linear_and_a_margin():
     assert not report.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
 
 
+def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
+    """Two executions of one notebook differ in timings, random cell ids and where a print was
+    split into stream outputs; tidied, they are the same bytes."""
+    import json
+
+    def executed(split: bool, cell_id: str, seconds: float) -> dict:
+        text = [["36 runs shipped"], [" or trained\n", "next line\n"]] if split else [["36 runs shipped or trained\n", "next line\n"]]
+        outputs = [{"name": "stdout", "output_type": "stream", "text": t} for t in text]
+        outputs.append({"name": "stderr", "output_type": "stream", "text": ["warning\n"]})
+        cell = {"cell_type": "code", "id": cell_id, "metadata": {"papermill": {"duration": seconds}},
+                "outputs": outputs, "source": "print(...)", "execution_count": 1}
+        return {"cells": [cell], "metadata": {"papermill": {"duration": seconds}}, "nbformat": 4, "nbformat_minor": 5}
+
+    paths = []
+    for i, (split, cell_id, seconds) in enumerate([(False, "a1b2", 1.0), (True, "c3d4", 2.5)]):
+        paths.append(tmp_path / f"{i}.ipynb")
+        paths[-1].write_text(json.dumps(executed(split, cell_id, seconds)))
+        report.tidy_notebook(paths[-1])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    (cell,) = json.loads(paths[1].read_text())["cells"]
+    assert cell["id"] == "cell-00" and [o["name"] for o in cell["outputs"]] == ["stdout", "stderr"]
+    assert cell["outputs"][0]["text"] == ["36 runs shipped or trained\n", "next line\n"]
+
+
 def test_smoke_figures_never_land_in_figures(tmp_path):
     assert report.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
     assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"

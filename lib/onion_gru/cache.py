@@ -31,8 +31,14 @@ def data_root() -> Path:
     return Path(os.environ.get("ONION_GRU_DATA", DEFAULT_ROOT))
 
 
+def _set_fields(config: dict) -> dict:
+    return {k: _set_fields(v) if isinstance(v, dict) else v for k, v in config.items() if v is not None}
+
+
 def config_hash(config: dict) -> str:
-    blob = json.dumps({**config, "_code_version": CODE_VERSION}, sort_keys=True, separators=(",", ":"))
+    """The cache key of a config.  Fields that are None are left out, at any depth: a field added
+    with default None (``Budget.floor``) keeps the keys of the entries trained before it."""
+    blob = json.dumps({**_set_fields(config), "_code_version": CODE_VERSION}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
