@@ -39,9 +39,9 @@ CELLS = {"gru": P, "lstm": extension(P, "lstm"), "elman": extension(P, "elman")}
 # the GRUs are the notebook's own profile; the other cells are read from the shipped cache and never
 # trained by `make reproduce` (`make extensions` trains them); under smoke they are trained here
 shipped_only = {cell: cell != "gru" and P.name != "smoke" for cell in CELLS}
-for cell, C in CELLS.items():
-    print(f"{cell:6s} profile {C.name}: sizes {C.sizes}, seeds {C.seeds}")
-print(f"models: {P.gru.describe()}\nanalyses: {P.analysis.describe()}")
+for cell, C in CELLS.items():  # the cells' models have the floor (profiles.CELL_MODEL), the GRUs not
+    print(f"{cell:6s} profile {C.name}: sizes {C.sizes}, seeds {C.seeds}\n       models: {C.gru.describe()}")
+print(f"analyses: {P.analysis.describe()}")
 
 # %%
 models = pd.concat([report.gru_results(C, shipped_only[cell]) for cell, C in CELLS.items()], ignore_index=True)
