@@ -53,7 +53,7 @@ def main():
              "accuracy": metrics["valid"]["accuracy"], "floor": "", "seconds_per_step": metrics["seconds_per_step"]}]
     (args.out / f"slice_N{args.size}.json").write_text(json.dumps(report, indent=1))
     print(f"GRU N={args.size}: {gru_steps} steps, valid accuracy {metrics['valid']['accuracy']:.4f}", flush=True)
-    gru_hash = cache.config_hash(config.key())
+    gru_hash = cache.config_hash(asdict(config))
     for method in args.methods:
         probe = AnalysisConfig(method, gru_hash, Budget.fixed(20), eval_size=50)
         start = time.time()

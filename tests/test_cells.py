@@ -1,6 +1,8 @@
 """The LSTM and Elman cells (cells.py) against torch.nn, and the cell comparison through the stack."""
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import pytest
 import torch
 import torch.nn as nn
@@ -79,18 +81,19 @@ def test_lstm_state_is_h_and_c():
 
 
 def test_a_gru_config_keeps_its_cache_key():
-    """Adding the cell must not move the GRU entries trained before it (their keys are shipped)."""
+    """Fields added after entries were shipped (``cell``, ``Budget.floor``) must not move those
+    entries' keys while they hold the old value, and must move them when they do not."""
     config = GRUConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01))
-    assert "cell" not in config.key()
+    assert (config.cell, config.budget.floor) == ("gru", None)
     # the key of this config before GRUConfig had a cell (the shipped laptop N = 64 entry of CODE_VERSION 4)
-    assert cache.config_hash(config.key()) == "29258b7282cc"
-    lstm = GRUConfig(64, "autoregressive", 0, config.budget, cell="lstm")
-    assert lstm.key()["cell"] == "lstm" and cache.config_hash(lstm.key()) != "29258b7282cc"
+    assert cache.config_hash(asdict(config)) == "29258b7282cc"
+    lstm = replace(config, cell="lstm")
+    assert cache.config_hash(asdict(lstm)) != "29258b7282cc"
     assert lstm.label == "lstm-N64-autoregressive-s0" and config.label == "N64-autoregressive-s0"
-    # an unset floor is not hashed either; a set one is
-    assert config.budget.floor is None
-    floored = GRUConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01, floor=0.05))
-    assert cache.config_hash(floored.key()) != "29258b7282cc"
+    floored = replace(config, budget=replace(config.budget, floor=0.05))
+    assert cache.config_hash(asdict(floored)) != "29258b7282cc"
+    # only the named fields at their old value are left out: another None or "gru" is hashed
+    assert cache.config_hash({"a": None}) != cache.config_hash({}) != cache.config_hash({"b": "gru"})
 
 
 def test_extension_profiles_under_smoke_keep_smoke_sizes():
@@ -117,7 +120,7 @@ def test_other_cells_train_and_are_analysed_through_the_cache(cache_root, cell):
     config = GRUConfig.from_profile(profile, 16, "autoregressive", 0)
     model, manifest = get_gru(config, device="cpu")
     assert model.config.cell == cell and manifest["config"]["cell"] == cell
-    assert (cache_root / "gru" / f"{config.label}-{cache.config_hash(config.key())}").is_dir()
+    assert (cache_root / "gru" / f"{config.label}-{cache.config_hash(asdict(config))}").is_dir()
     module, analysis = get_analysis(config, AnalysisConfig.from_profile(profile, "onion_unigram", config), device="cpu")
     assert module.embedding.shape[-1] == model.state_size  # the onion acts on the whole state ([h, c] for an LSTM)
     assert analysis["metrics"]["steps"] >= profile.analysis.min_steps

@@ -1,5 +1,5 @@
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -138,9 +138,9 @@ def test_get_grus_trains_only_the_missing_members(cache_root):
 def test_get_gru_caches_and_freezes(cache_root):
     model, manifest = get_gru(TINY, "cpu", eval_size=100)
     assert not any(p.requires_grad for p in model.parameters())
-    entry = cache.entry_dir("gru", TINY.label, TINY.key())
+    entry = cache.entry_dir("gru", TINY.label, asdict(TINY))
     assert entry.parent.parent == cache_root and (entry / "manifest.json").exists()
-    assert manifest["config"] == TINY.key() and manifest["metrics"]["curve"]
+    assert manifest["config"] == asdict(TINY) and manifest["metrics"]["curve"]
     again, _ = get_gru(TINY, "cpu")  # a hit: same weights, no training
     assert torch.equal(again.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
 

@@ -44,7 +44,7 @@ class AnalysisConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
-        return cls(method, cache.config_hash(gru.key()), profile.analysis, gru.seed,
+        return cls(method, cache.config_hash(asdict(gru)), profile.analysis, gru.seed,
                    profile.train_size, profile.eval_size, profile.batch_size)
 
 
@@ -149,7 +149,7 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None
 
 def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, dict]:
     """The cache label and config of an analysis."""
-    if config.gru_hash != cache.config_hash(gru_config.key()):
+    if config.gru_hash != cache.config_hash(asdict(gru_config)):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
     return f"{gru_config.label}-{config.method}", asdict(config)
 

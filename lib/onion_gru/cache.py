@@ -31,14 +31,20 @@ def data_root() -> Path:
     return Path(os.environ.get("ONION_GRU_DATA", DEFAULT_ROOT))
 
 
-def _set_fields(config: dict) -> dict:
-    return {k: _set_fields(v) if isinstance(v, dict) else v for k, v in config.items() if v is not None}
+# Fields added to the configs after entries were shipped, each with the value those entries had
+# without naming it (every model was a GRU; no budget had a floor).  A field holding that value is
+# left out of the key, at any depth, so the shipped entries keep their keys; any other value is hashed.
+ADDED_FIELDS = {"cell": "gru", "floor": None}
+
+
+def _key_fields(config: dict) -> dict:
+    return {k: _key_fields(v) if isinstance(v, dict) else v for k, v in config.items()
+            if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
 
 def config_hash(config: dict) -> str:
-    """The cache key of a config.  Fields that are None are left out, at any depth: a field added
-    with default None (``Budget.floor``) keeps the keys of the entries trained before it."""
-    blob = json.dumps({**_set_fields(config), "_code_version": CODE_VERSION}, sort_keys=True, separators=(",", ":"))
+    """The cache key of a config: its fields (less ``ADDED_FIELDS`` at their old value) and ``CODE_VERSION``."""
+    blob = json.dumps({**_key_fields(config), "_code_version": CODE_VERSION}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -35,7 +35,7 @@ class Budget:
     patience: int = 0
     min_gain: float = 0.0
     curve_size: int = 1000
-    floor: float | None = None  # None: no floor (and, unset, not part of the cache key: cache.config_hash)
+    floor: float | None = None  # None: no floor (unset, not part of the cache key: cache.ADDED_FIELDS)
 
     @classmethod
     def fixed(cls, steps: int, eval_every: int | None = None, curve_size: int = 1000) -> "Budget":

@@ -35,14 +35,6 @@ class GRUConfig:
     def label(self) -> str:
         return ("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
 
-    def key(self) -> dict:
-        """The config as hashed into the cache key.  A GRU's leaves ``cell`` out, so the entries
-        trained before there was a choice of cell keep their keys."""
-        config = asdict(self)
-        if self.cell == "gru":
-            del config["cell"]
-        return config
-
     @classmethod
     def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "GRUConfig":
         return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size, cell=profile.cell)
@@ -250,7 +242,7 @@ def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = No
 
 def gru_entry(config: GRUConfig) -> tuple[str, dict]:
     """The cache label and config of a trained GRU."""
-    return config.label, config.key()
+    return config.label, asdict(config)
 
 
 def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None) -> tuple[RepeatGRU, list[dict]]:
