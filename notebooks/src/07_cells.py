@@ -94,6 +94,25 @@ if len(runs):
     plt.show()
 
 # %% [markdown]
+# ## And at the largest size?
+# Not part of the check: at the largest N here (128 on the laptop) the no-input GRU already stores
+# tokens linearly (notebook 02, claim 2).  Which of the other cells do, per variant?  Linear unigram
+# and onion accuracy (mean over the seeds shipped), flagged where the cell has not learned the task.
+
+# %%
+largest = max(P.sizes)
+for cell in CELLS:
+    for variant in P.variants:
+        learned = task[(task.cell == cell) & (task["size"] == largest) & (task.variant == variant)]["mean"]
+        sub = table[(table.cell == cell) & (table["size"] == largest) & (table.variant == variant)] if len(table) else table
+        if not len(learned) or not {"linear_unigram", "onion_unigram"} <= set(sub.get("method", [])):
+            print(f"{cell:6s} N={largest} {variant:15s} not shipped")
+            continue
+        lin, onion, _ = report.onion_beats_linear(sub, largest, variant)
+        print(f"{cell:6s} N={largest} {variant:15s} task {float(learned.iloc[0]):.3f}  linear unigram {lin:.3f}  "
+              f"onion {onion:.3f}" + ("  (task not learned)" if float(learned.iloc[0]) < 0.5 else ""))
+
+# %% [markdown]
 # ## Check
 # Per cell and variant: the hypothesis holds when, at every N <= 64, the linear unigram accuracy is
 # below 0.05 and the onion accuracy exceeds it by at least 0.3.  A cell whose own task accuracy is
