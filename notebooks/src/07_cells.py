@@ -90,6 +90,7 @@ if len(runs):
     grid = sns.catplot(shown, x="size", y="accuracy", hue="method", col="cell", row="variant", kind="point",
                        errorbar="sd", dodge=0.3, height=2.2, aspect=1.1, markersize=4, linewidth=1)
     grid.set(ylim=(-0.02, 1.02))
+    grid.set_titles("{col_name}, {row_name}")  # the default "variant = ... | cell = ..." overlaps
     report.save_figure(grid.figure, "07_cells", P)
     plt.show()
 
