@@ -101,17 +101,23 @@ if len(runs):
 # and onion accuracy (mean over the seeds shipped), flagged where the cell has not learned the task.
 
 # %%
+def at(cell: str, n: int, variant: str) -> tuple[float | None, pd.DataFrame]:
+    """A cell's own task accuracy at (N, variant), None if its model is not shipped, and its rows of the table."""
+    learned = task[(task.cell == cell) & (task["size"] == n) & (task.variant == variant)]["mean"]
+    sub = table[(table.cell == cell) & (table["size"] == n) & (table.variant == variant)] if len(table) else table
+    return (float(learned.iloc[0]) if len(learned) else None), sub
+
+
 largest = max(P.sizes)
 for cell in CELLS:
     for variant in P.variants:
-        learned = task[(task.cell == cell) & (task["size"] == largest) & (task.variant == variant)]["mean"]
-        sub = table[(table.cell == cell) & (table["size"] == largest) & (table.variant == variant)] if len(table) else table
-        if not len(learned) or not {"linear_unigram", "onion_unigram"} <= set(sub.get("method", [])):
+        learned, sub = at(cell, largest, variant)
+        if learned is None or not {"linear_unigram", "onion_unigram"} <= set(sub.get("method", [])):
             print(f"{cell:6s} N={largest} {variant:15s} not shipped")
             continue
         lin, onion, _ = report.onion_beats_linear(sub, largest, variant)
-        print(f"{cell:6s} N={largest} {variant:15s} task {float(learned.iloc[0]):.3f}  linear unigram {lin:.3f}  "
-              f"onion {onion:.3f}" + ("  (task not learned)" if float(learned.iloc[0]) < 0.5 else ""))
+        print(f"{cell:6s} N={largest} {variant:15s} task {learned:.3f}  linear unigram {lin:.3f}  "
+              f"onion {onion:.3f}" + ("  (task not learned)" if learned < 0.5 else ""))
 
 # %% [markdown]
 # ## Check
@@ -126,14 +132,13 @@ for cell in CELLS:
     for variant in P.variants:
         checks = []
         for n in [n for n in P.sizes if n <= 64]:
-            sub = table[(table.cell == cell) & (table["size"] == n) & (table.variant == variant)] if len(table) else table
-            learned = task[(task.cell == cell) & (task["size"] == n) & (task.variant == variant)]["mean"]
-            if len(sub) == 0 or len(learned) == 0 or float(learned.iloc[0]) < 0.5:
+            learned, sub = at(cell, n, variant)
+            if len(sub) == 0 or learned is None or learned < 0.5:
                 checks.append(None)
                 continue
             lin, onion, ok = report.onion_beats_linear(sub, n, variant)
             checks.append(ok)
-            print(f"{cell:6s} N={n:3d} {variant:15s} task {float(learned.iloc[0]):.3f}  linear unigram {lin:.3f}  "
+            print(f"{cell:6s} N={n:3d} {variant:15s} task {learned:.3f}  linear unigram {lin:.3f}  "
                   f"onion {onion:.3f}")
         results[(cell, variant)] = None if not checks or None in checks else all(checks)
 for (cell, variant), ok in results.items():
