@@ -21,7 +21,7 @@ from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
 from onion_gru.model import ModelConfig, RepeatGRU
 from onion_gru.profiles import Budget
-from onion_gru.train import GRUConfig, default_device, train_grus
+from onion_gru.train import GRUConfig, default_device, gru_hash, train_grus
 from onion_gru import data
 
 
@@ -53,14 +53,14 @@ def main():
              "accuracy": metrics["valid"]["accuracy"], "floor": "", "seconds_per_step": metrics["seconds_per_step"]}]
     (args.out / f"slice_N{args.size}.json").write_text(json.dumps(report, indent=1))
     print(f"GRU N={args.size}: {gru_steps} steps, valid accuracy {metrics['valid']['accuracy']:.4f}", flush=True)
-    gru_hash = cache.config_hash(asdict(config))
+    model_key = gru_hash(config)
     for method in args.methods:
-        probe = AnalysisConfig(method, gru_hash, Budget.fixed(20), eval_size=50)
+        probe = AnalysisConfig(method, model_key, Budget.fixed(20), eval_size=50)
         start = time.time()
         train_methods(model, [probe])  # timing run (includes one evaluation)
         per_step = (time.time() - start) / 20
         steps = int(min(60_000, args.analysis_seconds / per_step) // 250 * 250)
-        a_config = AnalysisConfig(method, gru_hash, Budget.fixed(max(steps, 250), max(steps // 20, 1)))
+        a_config = AnalysisConfig(method, model_key, Budget.fixed(max(steps, 250), max(steps // 20, 1)))
         module, (a_metrics,) = train_methods(model, [a_config])
         first = next(k for k in a_metrics if isinstance(a_metrics[k], dict))
         report[method] = {"config": asdict(a_config), "metrics": a_metrics}

@@ -18,7 +18,7 @@ from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatGRU, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import (BatchSampler, GRUConfig, Schedule, batch, check_group, default_device, get_grus, optimizer,
+from .train import (BatchSampler, GRUConfig, Schedule, batch, check_group, default_device, get_grus, gru_hash, optimizer,
                     sample, summarize)
 
 METHODS = {**INTERVENTIONS, **PROBES}
@@ -44,7 +44,7 @@ class AnalysisConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
-        return cls(method, cache.config_hash(asdict(gru)), profile.analysis, gru.seed,
+        return cls(method, gru_hash(gru), profile.analysis, gru.seed,
                    profile.train_size, profile.eval_size, profile.batch_size)
 
 
@@ -149,7 +149,7 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None
 
 def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, dict]:
     """The cache label and config of an analysis."""
-    if config.gru_hash != cache.config_hash(asdict(gru_config)):
+    if config.gru_hash != gru_hash(gru_config):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
     return f"{gru_config.label}-{config.method}", asdict(config)
 

@@ -245,6 +245,11 @@ def gru_entry(config: GRUConfig) -> tuple[str, dict]:
     return config.label, asdict(config)
 
 
+def gru_hash(config: GRUConfig) -> str:
+    """The cache key of a trained GRU: how an analysis names the model it studies."""
+    return cache.config_hash(gru_entry(config)[1])
+
+
 def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None) -> tuple[RepeatGRU, list[dict]]:
     """The trained GRUs of ``configs`` as one frozen group in eval mode, and their manifests: each
     from the cache, the missing ones trained now (as one group) and cached one entry per model."""
