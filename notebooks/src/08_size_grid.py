@@ -80,7 +80,9 @@ def switch_size(variant: str) -> int | None:
 
 switch = {variant: switch_size(variant) if len(runs) else None for variant in P.variants}
 for variant, n in switch.items():
-    print(f"{variant:15s} linear storage from N = {n}" if n else f"{variant:15s} no switch within the sizes measured")
+    measured = sorted(set(runs.loc[runs.variant == variant, "size"])) if len(runs) else []
+    print(f"{variant:15s} linear storage from N = {n}" if n else
+          f"{variant:15s} no switch within the sizes measured (N = {', '.join(map(str, measured))})")
 ar, ni = switch.get("autoregressive"), switch.get("no_input")
 if ni and ar:
     supported = ni < ar
