@@ -26,6 +26,15 @@ def test_wide_markdown_has_the_paper_layout():
     assert "| No input | Onion Unigram | 0.50 ± 0.10 | 0.75 ± 0.00 |" in md
 
 
+def test_wide_markdown_marks_a_missing_cell_not_run():
+    agg = pd.DataFrame({"size": [48, 64, 48], "variant": ["no_input"] * 3,
+                        "method": ["onion_unigram", "onion_unigram", "linear_unigram"], "mean": [0.5, 0.75, 0.0],
+                        "std": [0.1, 0.0, 0.0], "n": [2, 2, 2], "steps": [4_000, 5_000, 4_000], "profile": ["grid"] * 3})
+    md = report.wide_markdown(agg)
+    assert "| No input | Linear Unigram | 0.00 ± 0.00 | not run |" in md
+    assert "| No input | Linear Unigram | 4,000 | not run |" in md and "nan" not in md
+
+
 def test_aggregate_and_markdown_carry_the_steps_run():
     runs = pd.DataFrame({"size": [48, 48], "variant": ["no_input"] * 2, "method": ["onion_unigram"] * 2,
                          "accuracy": [0.5, 0.7], "steps": [4_000, 9_000]})

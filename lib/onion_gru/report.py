@@ -192,19 +192,22 @@ def cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f} ± {std:.2f}" if n > 1 and not np.isnan(std) else f"{mean:.2f}"
 
 
+NOT_RUN = "not run"  # a (variant, method, N) cell with no result, e.g. a profile trained in part
+
+
 def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
     """The paper's layout: one row per (variant, method), one column per N, cells mean ± std."""
     agg = agg.assign(text=[cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])])
     wide = agg.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
     wide.columns = [f"N={c}" for c in wide.columns]
-    wide = _labelled(wide.reset_index())
+    wide = _labelled(wide.reset_index()).fillna(NOT_RUN)
     n = int(agg["n"].max())
     md = to_markdown(wide) + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n"
     if "steps" in agg:
         steps = agg.assign(text=agg["steps"].map("{:,}".format))
         steps = steps.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
         steps.columns = [f"N={c}" for c in steps.columns]
-        steps = _labelled(steps.reset_index())
+        steps = _labelled(steps.reset_index()).fillna(NOT_RUN)
         md += "\nSteps run (mean over seeds; the convergence rule, profiles.Budget):\n\n" + to_markdown(steps)
     return md
 
