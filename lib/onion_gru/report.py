@@ -197,19 +197,22 @@ NOT_RUN = "not run"  # a (variant, method, N) cell with no result, e.g. a profil
 
 def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
     """The paper's layout: one row per (variant, method), one column per N, cells mean ± std."""
-    agg = agg.assign(text=[cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])])
-    wide = agg.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
-    wide.columns = [f"N={c}" for c in wide.columns]
-    wide = _labelled(wide.reset_index()).fillna(NOT_RUN)
+    texts = [cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])]
     n = int(agg["n"].max())
-    md = to_markdown(wide) + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n"
+    md = (to_markdown(_wide(agg, texts, row_keys))
+          + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n")
     if "steps" in agg:
-        steps = agg.assign(text=agg["steps"].map("{:,}".format))
-        steps = steps.pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first", sort=False)
-        steps.columns = [f"N={c}" for c in steps.columns]
-        steps = _labelled(steps.reset_index()).fillna(NOT_RUN)
+        steps = _wide(agg, agg["steps"].map("{:,}".format), row_keys)
         md += "\nSteps run (mean over seeds; the convergence rule, profiles.Budget):\n\n" + to_markdown(steps)
     return md
+
+
+def _wide(agg: pd.DataFrame, texts, row_keys) -> pd.DataFrame:
+    """``texts`` (one per row of ``agg``) laid out one row per ``row_keys``, one column per N; NOT_RUN where none."""
+    wide = agg.assign(text=texts).pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first",
+                                              sort=False)
+    wide.columns = [f"N={c}" for c in wide.columns]
+    return _labelled(wide.reset_index()).fillna(NOT_RUN)
 
 
 def _labelled(wide: pd.DataFrame) -> pd.DataFrame:
