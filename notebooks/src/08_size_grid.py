@@ -15,7 +15,9 @@
 # autoregressive ones only near N = 1024).
 #
 # **Switch size** (our definition): the smallest N of the grid from which on (at it and every larger
-# N) the linear unigram intervention succeeds on at least half the examples, mean over seeds.
+# N) the linear unigram intervention succeeds on at least half the examples, mean over seeds.  The
+# same size for the linear bigram intervention (two adjacent positions in one subspace) is printed
+# beside it: it says whether pairs become linearly readable before single positions.
 
 # %% tags=["parameters"]
 profile = "laptop"
@@ -72,8 +74,8 @@ if len(runs):
 # other variant's switch already contradicts it.
 
 # %%
-def switch_size(variant: str) -> int | None:
-    lin = runs[(runs.method == "linear_unigram") & (runs.variant == variant)].groupby("size")["accuracy"].mean()
+def switch_size(variant: str, method: str = "linear_unigram") -> int | None:
+    lin = runs[(runs.method == method) & (runs.variant == variant)].groupby("size")["accuracy"].mean()
     sizes = sorted(lin.index)
     return next((n for i, n in enumerate(sizes) if all(lin[m] >= 0.5 for m in sizes[i:])), None)
 
@@ -81,8 +83,10 @@ def switch_size(variant: str) -> int | None:
 switch = {variant: switch_size(variant) if len(runs) else None for variant in P.variants}
 for variant, n in switch.items():
     measured = sorted(set(runs.loc[runs.variant == variant, "size"])) if len(runs) else []
-    print(f"{variant:15s} linear storage from N = {n}" if n else
-          f"{variant:15s} no switch within the sizes measured (N = {', '.join(map(str, measured))})")
+    pairs = switch_size(variant, "linear_bigram") if len(runs) else None
+    unigram = (f"linear storage from N = {n}" if n else
+               f"no switch within the sizes measured (N = {', '.join(map(str, measured))})")
+    print(f"{variant:15s} {unigram}; linear bigram " + (f"from N = {pairs}" if pairs else "does not switch either"))
 ar, ni = switch.get("autoregressive"), switch.get("no_input")
 if ni and ar:
     supported = ni < ar
