@@ -20,9 +20,7 @@ from onion_gru.train import GRUConfig, train_grus
 
 
 def stop(budget: Budget, curve: list[dict]) -> dict:
-    steps, accs = [p["step"] for p in curve], [p["accuracy"] for p in curve]
-    i = next((i for i in range(len(steps)) if budget.stops(steps[:i + 1], accs[:i + 1])), len(steps) - 1)
-    return {"step": steps[i], "accuracy": accs[i]}
+    return curve[budget.stop_index([p["step"] for p in curve], [p["accuracy"] for p in curve])]
 
 
 def main():

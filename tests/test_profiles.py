@@ -63,6 +63,19 @@ def test_noise_on_a_plateau_does_not_keep_a_run_going():
     assert stop_step(RULE, lambda s: 0.8 * min(s, 10_000) / 10_000 + noise[s]) <= 14_000
 
 
+def test_a_recorded_curve_replays_to_the_live_stop():
+    """stop_index on a curve recorded to the cap finds the step the live rule stops at, a shorter
+    patience or cap stops no later, and a curve that ends before the rule stops gives None."""
+    climb = lambda s: min(s, 5_000) / 500 * 0.02
+    steps = list(range(500, 40_001, 500))
+    curve = [climb(s) for s in steps]
+    assert steps[RULE.stop_index(steps, curve)] == stop_step(RULE, climb) == 8_000
+    shorter = Budget(40_000, 500, min_steps=4_000, patience=1_000, min_gain=0.01)
+    assert steps[shorter.stop_index(steps, curve)] == 6_000
+    assert steps[Budget(5_000, 500, min_steps=4_000, patience=3_000, min_gain=0.01).stop_index(steps, curve)] == 5_000
+    assert RULE.stop_index(steps[:10], curve[:10]) is None  # ends at 5,000, the rule would stop at 8,000
+
+
 def test_the_schedule_keeps_each_member_as_it_stopped():
     """Member 0 plateaus at once, member 1 keeps climbing to step 6,000: each keeps the state it had
     at its own stopping step, and its curve ends there."""

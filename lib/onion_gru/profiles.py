@@ -57,6 +57,12 @@ class Budget:
         """Whether a run whose curve is (steps, accuracies), last point now, stops here."""
         return steps[-1] >= self.max_steps or self.flattened(steps, accuracies)
 
+    def stop_index(self, steps: list[int], accuracies: list[float]) -> int | None:
+        """Where a run with this recorded curve would have stopped under this budget: the index of the
+        first point at which it stops, None if the curve ends first (it was stopped by a budget that
+        stops sooner).  Training does not depend on when it stops, so the replay is exact."""
+        return next((i for i in range(len(steps)) if self.stops(steps[:i + 1], accuracies[:i + 1])), None)
+
     def flattened(self, steps: list[int], accuracies: list[float]) -> bool:
         """Whether the convergence rule holds at the curve's last point (a run stopped at its cap
         without it is still climbing: its accuracy is a lower bound)."""
