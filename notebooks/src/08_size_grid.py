@@ -66,6 +66,36 @@ if len(runs):
     plt.show()
 
 # %% [markdown]
+# ## The curves
+# A number is only as good as its curve.  Every grid GRU and intervention (and the `gpu_grid`'s,
+# when shipped): accuracy on its curve subset against steps, colour N, line style the variant, one
+# line per seed; a curve ends where its run stopped.  The runs that reached their cap instead of
+# flattening are listed: their numbers are lower bounds.
+
+# %%
+sources = [(G, shipped_only)] + ([(gpu, True)] if P.name != "smoke" else [])
+frames = [(report.gru_curves(p, only).assign(method="gru"), report.gru_results(p, only).assign(method="gru"))
+          for p, only in sources]
+frames += [(report.analysis_curves(p, G.methods, shipped_only=only),
+            report.analysis_results(p, G.methods, shipped_only=only)) for p, only in sources]
+curves = pd.concat([c for c, _ in frames if len(c)], ignore_index=True)
+ran = pd.concat([r for _, r in frames if len(r)], ignore_index=True)
+if len(curves):
+    panels = {"gru": "GRU (task)", **{m: report.METHOD_LABELS[m] for m in G.methods}}
+    curves = curves.assign(panel=curves.method.map(panels), run=curves.variant + curves.seed.astype(str),
+                           N=curves["size"].astype(str))
+    grid = sns.relplot(curves, x="step", y="accuracy", hue="N", hue_order=[str(n) for n in sorted(set(curves["size"]))],
+                       style="variant", units="run", estimator=None, col="panel", col_order=list(panels.values()),
+                       col_wrap=2, kind="line", palette="viridis", height=1.9, aspect=1.4,
+                       facet_kws={"sharex": False}, linewidth=0.8)
+    grid.set_titles("{col_name}")
+    grid.set(ylim=(-0.02, 1.02))
+    report.save_figure(grid.figure, "08_size_grid_curves", P)
+    plt.show()
+    capped = ran[~ran.flattened.astype(bool)][["size", "variant", "seed", "method", "steps", "accuracy"]]
+    print(f"{len(ran)} runs, {len(capped)} stopped at their cap" + (f":\n{capped.to_string(index=False)}" if len(capped) else ""))
+
+# %% [markdown]
 # ## Check
 # The switch size per variant (definition above), on the grid and the gpu profile's sizes together;
 # the hypothesis holds when both variants switch within the sizes measured and the no-input GRUs
