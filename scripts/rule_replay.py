@@ -9,9 +9,9 @@ shipped one (a shorter patience, a lower cap, a larger min_gain) keeps exactly t
 measured at the replayed stop (``Budget.stop_index``).  For each budget it prints and writes to
 figures/rule_replay.csv: the analyses' worker-minutes (each group of two runs until its last member
 stops, so a group's time is scaled by its longest member's steps), the laptop's wall time less
-half the worker-minutes saved (an estimate: its analyses ran on 2 workers), and how far the accuracies move: per run and per table cell
-(mean over seeds; signed, and how many cells rose), on the curve's 1,000 sequences (the tables use
-5,000).  Reads manifests only.
+half the worker-minutes saved (an estimate: its analyses ran on 2 workers), and how far the
+accuracies move: per run and per table cell (mean over seeds; signed, and how many cells rose), on
+the curve's 1,000 sequences (the tables use 5,000).  Reads manifests only.
 """
 from dataclasses import replace
 
@@ -59,15 +59,16 @@ def main():
         longest = r.groupby(group)[["step", "step_shipped"]].max()
         minutes = (seconds * longest["step"] / longest["step_shipped"]).sum() / 60
         cells = r.groupby(group)[["accuracy", "accuracy_shipped"]].mean()
-        change = cells["accuracy"] - cells["accuracy_shipped"]
-        moved = change.abs()
+        delta = cells["accuracy"] - cells["accuracy_shipped"]
+        moved = delta.abs()
         rows.append({"budget": label, "analysis_worker_min": round(minutes, 1),
                      "estimated_wall_min": round(FRESH_WALL_MIN - (seconds.sum() / 60 - minutes) / 2, 1),
                      "runs_stopped_earlier": int((r["step"] < r["step_shipped"]).sum()),
                      "max_run_change": round((r["accuracy"] - r["accuracy_shipped"]).abs().max(), 3),
-                     "max_cell_change": round(moved.max(), 3), "mean_cell_change": round(change.mean(), 4),
-                     "cells_up_0.01": int((change >= 0.01).sum()), "cells_moved_0.01": int((moved >= 0.01).sum()),
-                     "cells_moved_0.02": int((moved >= 0.02).sum()), "worst_cell": " ".join(map(str, moved.idxmax())) if moved.max() else ""})
+                     "max_cell_change": round(moved.max(), 3), "mean_cell_change": round(delta.mean(), 4),
+                     "cells_up_0.01": int((delta >= 0.01).sum()), "cells_moved_0.01": int((moved >= 0.01).sum()),
+                     "cells_moved_0.02": int((moved >= 0.02).sum()),
+                     "worst_cell": " ".join(map(str, moved.idxmax())) if moved.max() else ""})
     table = pd.DataFrame(rows)
     out = report.ROOT / "figures" / "rule_replay.csv"
     table.to_csv(out, index=False)
