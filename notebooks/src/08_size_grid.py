@@ -7,7 +7,8 @@
 # protocol and rule (`grid` profile, two seeds, `make extensions`; it shares the laptop's models at
 # N = 48, 64, 128), and the three interventions of notebook 02 are run on each.  On a GPU the
 # `gpu_grid` profile (`scripts/gpu_profile.py --profile gpu_grid`) adds N = 384, 512, 768, 1024 with
-# the `gpu` profile's rule; its shipped results are shown beside the grid when present.
+# the `gpu` profile's rule; its shipped results are shown beside the grid when present (so far its
+# autoregressive GRUs of N = 384 and their linear unigram intervention, trained on the CPU).
 #
 # **Hypothesis.**  Linear storage takes over at a size that depends on the decoder variant: earlier
 # for no-input GRUs, which must hold every token until the end, than for autoregressive ones, which
@@ -38,7 +39,7 @@ print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\
 
 # %%
 runs = report.analysis_results(G, G.methods, shipped_only=shipped_only)
-gpu = get_profile("gpu_grid")  # its shipped results only, trained on a borrowed GPU (never here)
+gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; README)
 gpu_runs = report.analysis_results(gpu, G.methods, shipped_only=True) if P.name != "smoke" else pd.DataFrame()
 frames = [runs.assign(profile=G.name)] + ([gpu_runs.assign(profile=gpu.name)] if len(gpu_runs) else [])
 runs = pd.concat(frames, ignore_index=True)
