@@ -38,11 +38,10 @@ shipped_only = P.name != "smoke"  # `make reproduce` never trains the grid (`mak
 print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\nanalyses: {G.analysis.describe()}")
 
 # %%
-runs = report.analysis_results(G, G.methods, shipped_only=shipped_only)
 gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; README)
-gpu_runs = report.analysis_results(gpu, G.methods, shipped_only=True) if P.name != "smoke" else pd.DataFrame()
-frames = [runs.assign(profile=G.name)] + ([gpu_runs.assign(profile=gpu.name)] if len(gpu_runs) else [])
-runs = pd.concat(frames, ignore_index=True)
+sources = [(G, shipped_only)] + ([(gpu, True)] if P.name != "smoke" else [])  # (profile, shipped results only)
+frames = [report.analysis_results(p, G.methods, shipped_only=only).assign(profile=p.name) for p, only in sources]
+runs = pd.concat(frames[:1] + [f for f in frames[1:] if len(f)], ignore_index=True)
 print(f"{len(runs)} runs shipped or trained; grid sizes present: {sorted(set(runs['size'])) if len(runs) else []}")
 
 # %%
@@ -74,13 +73,11 @@ if len(runs):
 # flattening are listed: their numbers are lower bounds.
 
 # %%
-sources = [(G, shipped_only)] + ([(gpu, True)] if P.name != "smoke" else [])
-frames = [(report.gru_curves(p, only).assign(method="gru"), report.gru_results(p, only).assign(method="gru"))
-          for p, only in sources]
-frames += [(report.analysis_curves(p, G.methods, shipped_only=only),
-            report.analysis_results(p, G.methods, shipped_only=only)) for p, only in sources]
-curves = pd.concat([c for c, _ in frames if len(c)], ignore_index=True)
-ran = pd.concat([r for _, r in frames if len(r)], ignore_index=True)
+curves = [report.gru_curves(p, only).assign(method="gru") for p, only in sources]
+curves += [report.analysis_curves(p, G.methods, shipped_only=only) for p, only in sources]
+curves = pd.concat([c for c in curves if len(c)], ignore_index=True)
+grus = [report.gru_results(p, only).assign(method="gru") for p, only in sources]
+ran = pd.concat([g for g in grus if len(g)] + [runs], ignore_index=True)  # the analyses' results are `runs`
 if len(curves):
     panels = {"gru": "GRU (task)", **{m: report.METHOD_LABELS[m] for m in G.methods}}
     curves = curves.assign(panel=curves.method.map(panels), run=curves.variant + curves.seed.astype(str),
