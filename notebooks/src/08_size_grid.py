@@ -8,8 +8,7 @@
 # N = 48, 64, 128), and the three interventions of notebook 02 are run on each.  On a GPU the
 # `gpu_grid` profile (`scripts/gpu_profile.py --profile gpu_grid`) adds N = 384, 512, 768, 1024 with
 # the `gpu` profile's rule; its shipped results are shown beside the grid when present (so far its
-# autoregressive GRUs of N = 384 with the three interventions and of N = 512 with the linear unigram
-# and onion ones, trained on the CPU).
+# autoregressive GRUs of N = 384 and 512 with the three interventions, trained on the CPU).
 #
 # **Hypothesis.**  Linear storage takes over at a size that depends on the decoder variant: earlier
 # for no-input GRUs, which must hold every token until the end, than for autoregressive ones, which
