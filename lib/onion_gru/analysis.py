@@ -7,19 +7,17 @@ evaluation).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
 from . import cache, data
-from .interventions import INTERVENTIONS, _Intervention
+from .interventions import INTERVENTIONS, ORTHOGONAL_MAPS, _Intervention
 from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatGRU, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import (BatchSampler, GRUConfig, Schedule, batch, check_group, default_device, get_grus, gru_hash, optimizer,
-                    sample, summarize)
+from .train import GRUConfig, batch, check_group, default_device, fit, get_grus, gru_hash, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
 INTERVENTION_METHODS, PROBE_METHODS = tuple(INTERVENTIONS), tuple(PROBES)
@@ -37,23 +35,34 @@ class AnalysisConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1
+    orthogonal_map: str = "matrix_exp"  # the rotation's parametrization (linear interventions only)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        if self.orthogonal_map not in ORTHOGONAL_MAPS:
+            raise ValueError(f"unknown orthogonal_map {self.orthogonal_map!r}; choose from {ORTHOGONAL_MAPS}")
+        if self.orthogonal_map != "matrix_exp" and not METHODS[self.method].rotated:
+            raise ValueError(f"{self.method} has no rotation: its orthogonal_map stays 'matrix_exp'")
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
-        return cls(method, gru_hash(gru), profile.analysis, gru.seed,
-                   profile.train_size, profile.eval_size, profile.batch_size)
+        return cls(method, gru_hash(gru), profile.analysis, gru.seed, profile.train_size, profile.eval_size,
+                   profile.batch_size, orthogonal_map=profile.orthogonal_map if METHODS[method].rotated else "matrix_exp")
 
 
-def build(method: str, state_size: int, seeds=(0,)) -> torch.nn.Module:
+def build(method: str, state_size: int, seeds=(0,), orthogonal_map: str = "matrix_exp") -> torch.nn.Module:
     """A group of len(seeds) ``method`` modules on states of width ``state_size``, member k
-    initialised from ``seeds[k]``."""
+    initialised from ``seeds[k]``; a rotated (linear) intervention's rotation by ``orthogonal_map``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    return from_members(lambda members: METHODS[method](state_size, len(members)), seeds)
+    return from_members(lambda members: new_module(method, state_size, len(members), orthogonal_map), seeds)
+
+
+def new_module(method: str, state_size: int, k: int, orthogonal_map: str = "matrix_exp") -> torch.nn.Module:
+    """A group of k ``method`` modules, initialised from torch's global generator as it stands."""
+    options = {"orthogonal_map": orthogonal_map} if METHODS[method].rotated else {}
+    return METHODS[method](state_size, k, **options)
 
 
 def generators(seeds) -> list[torch.Generator]:
@@ -93,50 +102,51 @@ def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1
     return out
 
 
-def method_step(gru: RepeatGRU, module, opt, x, l, gens) -> torch.Tensor:
-    """One optimizer step of every member on the frozen GRUs' states (gradients flow through the
-    GRU); x [K, B, T], one generator per member.  Returns the losses [K]."""
-    h = module.state(gru, x, l, gens)
-    loss = sequence_loss(module.readout(gru, h, x, l), x, l) + module.regularizer()
-    opt.zero_grad(set_to_none=True)
-    loss.sum().backward()
-    opt.step()
-    return loss.detach()
+class MethodTrainee:
+    """One method trained on each member of a frozen GRU group (``train.fit``): gradients flow
+    through the GRU into the method's parameters only; each member draws its corruptions (and
+    Gumbel noise) from its own generator."""
+
+    def __init__(self, gru: RepeatGRU, configs: list[AnalysisConfig]):
+        config = configs[0]
+        self.gru, self.device = gru, gru.device
+        self.module = build(config.method, gru.state_size, [c.seed for c in configs], config.orthogonal_map).to(gru.device)
+        self.generators = generators(c.seed for c in configs)
+
+    def loss(self, x, l):
+        h = self.module.state(self.gru, x, l, self.generators)
+        return sequence_loss(self.module.readout(self.gru, h, x, l), x, l) + self.module.regularizer()
+
+    def accuracies(self, tokens, lengths):
+        return [r["accuracy"] for r in evaluate_method(self.gru, self.module, tokens, lengths)]
+
+    def member_state(self, k):
+        return member_state(self.module.state_dict(), k)
 
 
-def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None,
-                  eval_data: dict | None = None) -> tuple[torch.nn.Module, list[dict]]:
-    """Train one method on each member of the frozen GRU group (config k on member k) as one group,
-    each member stopped by the budget's rule (``train.Schedule``; the curve is the accuracy on the
-    first ``curve_size`` sequences of the method's first evaluation set), then evaluate each on the
+def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None, eval_data: dict | None = None,
+                  checkpoint=None, stop=None) -> tuple[torch.nn.Module, list[dict]]:
+    """Train one method on each member of the frozen GRU group (config k on member k) as one group
+    (``train.fit``, with ``checkpoint`` and ``stop`` as there; the curve is the accuracy on the first
+    ``curve_size`` sequences of the method's first evaluation set), then evaluate each on the
     method's sets.  ``train_data`` (tokens, lengths) and ``eval_data`` {name: (tokens, lengths)}
     replace the method's own sets (the hand-built known-answer tests use short sequences)."""
     check_group(configs, ("gru_hash", "seed"))
     config, K = configs[0], len(configs)
-    budget = config.budget
-    module = build(config.method, gru.state_size, [c.seed for c in configs]).to(gru.device)
-    opt = optimizer(module, config.lr, config.weight_decay)
-    tokens, lengths = train_data or data.load(module.train_set, size=config.train_size)
+    trainee = MethodTrainee(gru, configs)
+    module = trainee.module
+    train_data = train_data or data.load(module.train_set, size=config.train_size)
     eval_data = eval_data or {name: data.load(name) for name in module.eval_sets}
-    curve_set = [v[:budget.curve_size] for v in next(iter(eval_data.values()))]
-    samplers = [BatchSampler(len(tokens), config.batch_size, c.seed) for c in configs]
-    gens = generators(c.seed for c in configs)
+    curve_set = [v[:config.budget.curve_size] for v in next(iter(eval_data.values()))]
     gru_before = {k: v.clone() for k, v in gru.state_dict().items()}
-    start, schedule = time.time(), Schedule(budget, K)
-    state_of = lambda k: member_state(module.state_dict(), k)
     gru.train()  # no dropout: train mode changes nothing; the weights stay frozen
-    for step in range(1, budget.max_steps + 1):
-        loss = method_step(gru, module, opt, *batch(tokens, lengths, sample(samplers), gru.device), gens)
-        if budget.evaluates(step):
-            results, seconds = evaluate_method(gru, module, *curve_set), round(time.time() - start, 2)
-            points = [{"loss": l, "accuracy": r["accuracy"], "seconds": seconds} for r, l in zip(results, loss.tolist())]
-            if schedule.record(step, points, state_of):
-                break
-    seconds = time.time() - start
-    gru.eval()
+    try:
+        schedule, step, seconds = fit(trainee, configs, train_data, curve_set, checkpoint, stop)
+    finally:
+        gru.eval()
     assert all(torch.equal(gru_before[k], v) for k, v in gru.state_dict().items()), "the GRU changed"
     module.load_state_dict(stack_states(schedule.states))
-    metrics = [{"chance": module.chance, "seconds_per_step": seconds / max(step, 1), "curve": curve,
+    metrics = [{"chance": module.chance, "seconds_per_step": seconds / step, "curve": curve,
                 "steps": stopped, "flattened": flat, "group_size": K}
                for curve, stopped, flat in zip(schedule.curves, schedule.stopped, schedule.flattened)]
     for name, (t, l) in eval_data.items():
@@ -154,21 +164,19 @@ def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, 
     return f"{gru_config.label}-{config.method}", asdict(config)
 
 
-def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], device=None
+def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], device=None, stop=None
                  ) -> tuple[torch.nn.Module, list[dict]]:
     """One method on each of ``gru_configs`` (config k on GRU k), as one group in eval mode, with
-    the manifests: from the cache, the missing ones trained now (one group) and cached one by one."""
-    entries = [analysis_entry(g, c) for g, c in zip(gru_configs, configs)]
-    found = cache.get_many("analysis", entries)
-    missing = [i for i, f in enumerate(found) if f is None]
-    if missing:
+    the manifests: from the cache, the missing ones trained now (one group, resumed from its
+    checkpoint if it has one; ``stop`` as in ``train.fit``) and cached one by one."""
+
+    def train(missing, checkpoint):
         gru, _ = get_grus([gru_configs[i] for i in missing], device)
-        start = time.time()
-        module, metrics = train_methods(gru, [configs[i] for i in missing])
-        group_state = module.state_dict()
-        for j, i in enumerate(missing):
-            found[i] = cache.put("analysis", *entries[i], member_state(group_state, j), metrics[j], time.time() - start)
-    module = METHODS[configs[0].method](gru_configs[0].model_config.state_size, len(configs))
+        module, metrics = train_methods(gru, [configs[i] for i in missing], checkpoint=checkpoint, stop=stop)
+        return [member_state(module.state_dict(), j) for j in range(len(missing))], metrics
+    found = cache.get_or_train("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)], train)
+    module = new_module(configs[0].method, gru_configs[0].model_config.state_size, len(configs),
+                        configs[0].orthogonal_map)
     module.load_state_dict(stack_states([state for state, _ in found]))
     return module.to(device or default_device()).eval(), [manifest for _, manifest in found]
 
@@ -177,9 +185,3 @@ def get_analysis(gru_config: GRUConfig, config: AnalysisConfig, device=None) -> 
     """The trained method for one cached GRU (a group of one): loaded, or trained now and cached."""
     module, (manifest,) = get_analyses([gru_config], [config], device)
     return module, manifest
-
-
-def run_profile_cell(profile: Profile, size: int, variant: str, seed: int, method: str, device=None) -> dict:
-    """Manifest of one (GRU, method) cell of a profile, computing what is missing."""
-    gru_config = GRUConfig.from_profile(profile, size, variant, seed)
-    return get_analysis(gru_config, AnalysisConfig.from_profile(profile, method, gru_config), device)[1]

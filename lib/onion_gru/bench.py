@@ -20,14 +20,13 @@ import torch
 import torch.nn as nn
 
 from . import data
-from .analysis import METHODS, build, generators, method_step
+from .analysis import METHODS, AnalysisConfig, MethodTrainee
 from .cells import CELLS
 from .jobs import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
 from .profiles import PROFILES, Budget
 from .report import ROOT
-from .train import BatchSampler, LengthBucketSampler, batch, optimizer, sample
-from .train import training_step as our_step
+from .train import BatchSampler, GRUTrainee, batch, optimizer, optimizer_step, sample
 
 
 class DirectSeq2Seq(nn.Module):
@@ -74,17 +73,18 @@ def time_interleaved(steps, device, repeats: int = 15, n: int = 5, warmup: int =
     return [statistics.median(t) for t in times]
 
 
-def training_step(model, tokens, lengths, device, samplers=None):
+def training_step(model, tokens, lengths, device):
     """One optimizer step on 256 sequences of the training set per model, cycling through 8 prepared
-    batches.  Our model (a group of K) takes our step (train.training_step, train.optimizer), each
-    member its own batches; the reference the plain loop."""
+    batches.  Our model (a group of K) takes the step of ``train.fit`` (GRUTrainee.loss,
+    train.optimizer_step), each member its own batches; the reference the plain loop."""
     K = len(model.configs) if isinstance(model, RepeatGRU) else 1
-    samplers = samplers or [BatchSampler(len(tokens), 256, seed) for seed in range(K)]
+    samplers = [BatchSampler(len(tokens), 256, seed) for seed in range(K)]
     batches = [batch(tokens, lengths, sample(samplers), device) for _ in range(8)]
     counter = iter(range(10 ** 9))
     if isinstance(model, RepeatGRU):
         opt = optimizer(model, lr=1e-3, weight_decay=0.1)
-        return lambda: our_step(model, opt, *batches[next(counter) % len(batches)])
+        trainee = GRUTrainee(model)
+        return lambda: optimizer_step(opt, trainee.loss(*batches[next(counter) % len(batches)]))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
 
     def step():
@@ -126,18 +126,13 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         rows.append({"device": device.type, "what": "matmul 2048^3", "size": 2048, "ms": float("nan"), "gflops": peak})
         for H in sizes:
             torch.manual_seed(0)
-            # same-length batches: not what the profiles train with (README, "Speed"), timed for the record
-            buckets = [LengthBucketSampler(lengths, 256, 0)]
-            ours, ref, bucketed = time_interleaved([
+            ours, ref = time_interleaved([
                 training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device),
-                training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device),
-                training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device, buckets)], device)
+                training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device)], device)
             gflops = gru_flops(H, mean_tokens) / ours / 1e9
             rows.append({"device": device.type, "what": "GRU train step (ours)", "size": H, "ms": ours * 1e3,
                          "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup": ref / ours})
             rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
-            rows.append({"device": device.type, "what": "GRU train step (ours, length-bucketed batches)", "size": H,
-                         "ms": bucketed * 1e3, "speedup": ref / bucketed})
         for H in (64, 128):  # the cells of notebook 07, one model each, timed in turns
             times = time_interleaved([training_step(RepeatGRU(ModelConfig(H, cell=cell)).to(device), tokens, lengths,
                                                     device) for cell in CELLS], device)
@@ -156,16 +151,18 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def stage2_step_seconds(method: str, size: int, k: int, device) -> float:
-    """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches)."""
+def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: str = "matrix_exp") -> float:
+    """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches),
+    the step of ``train.fit`` (MethodTrainee.loss, train.optimizer_step)."""
     gru = RepeatGRU([ModelConfig(size)] * k).to(device).requires_grad_(False)
-    module = build(method, size, range(k)).to(device)
-    opt = optimizer(module, lr=1e-3, weight_decay=0.01)
-    t, l = data.load(module.train_set, size=20_000)
+    configs = [AnalysisConfig(method, "bench", Budget.fixed(1), seed=seed, orthogonal_map=orthogonal_map)
+               for seed in range(k)]
+    trainee = MethodTrainee(gru, configs)
+    opt = optimizer(trainee.module, lr=1e-3, weight_decay=0.1)
+    t, l = data.load(trainee.module.train_set, size=20_000)
     samplers = [BatchSampler(len(t), 256, seed) for seed in range(k)]
-    gens = generators(range(k))
     gru.train()
-    return time_steps(lambda: method_step(gru, module, opt, *batch(t, l, sample(samplers), device), gens), device)
+    return time_steps(lambda: optimizer_step(opt, trainee.loss(*batch(t, l, sample(samplers), device))), device)
 
 
 def cuda_group_rows(device, tokens, lengths, sizes=(64, 256, 1024), k: int = 16) -> list[dict]:

@@ -4,7 +4,8 @@ An entry is a folder ``data/<kind>/<label>-<hash>/`` holding ``weights.pt`` and 
 The hash covers the full config and ``CODE_VERSION``.  The manifest is written last, by atomic
 rename, so it marks a finished entry; it records the sha256 of the weights, and an entry whose
 weights are missing, truncated or altered is reported with a warning and recomputed, never used.
-Committing entries is how trained models ship with the project.  A run on a borrowed GPU ships its
+Committing entries is how trained models ship with the project.  A group still training keeps
+a ``Checkpoint`` under ``data/checkpoints/`` (git-ignored), so that a stopped run continues.  A run on a borrowed GPU ships its
 large entries as manifests alone (results and curves, no weights: ``scripts/gpu_profile.py``); the
 report reads them with ``read_manifest``, and anything that needs the model recomputes it.
 """
@@ -34,7 +35,7 @@ def data_root() -> Path:
 # Fields added to the configs after entries were shipped, each with the value those entries had
 # without naming it (every model was a GRU; no budget had a floor).  A field holding that value is
 # left out of the key, at any depth, so the shipped entries keep their keys; any other value is hashed.
-ADDED_FIELDS = {"cell": "gru", "floor": None}
+ADDED_FIELDS = {"cell": "gru", "floor": None, "orthogonal_map": "matrix_exp"}
 
 
 def _key_fields(config: dict) -> dict:
@@ -143,3 +144,87 @@ def read_manifest(kind: str, label: str, config: dict, root: Path | None = None)
 def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> bool:
     path = entry_dir(kind, label, config, root)
     return (path / "manifest.json").exists() and (path / "weights.pt").exists()
+
+
+def get_or_train(kind: str, entries: list[tuple[str, dict]], train) -> list[tuple[dict, dict]]:
+    """(state_dict, manifest) of each entry: from the cache, the missing ones computed now as one
+    group by ``train(missing indices, checkpoint)`` -> (states, metrics), one per missing entry, and
+    stored one entry per model.  The group's checkpoint goes once its entries are written."""
+    found = get_many(kind, entries)
+    missing = [i for i, f in enumerate(found) if f is None]
+    if missing:
+        checkpoint, start = Checkpoint(kind, [entries[i] for i in missing]), time.time()
+        states, metrics = train(missing, checkpoint)
+        seconds = checkpoint.seconds_before + time.time() - start
+        for j, i in enumerate(missing):
+            found[i] = put(kind, *entries[i], states[j], metrics[j], seconds)
+        checkpoint.remove()
+    return found
+
+
+def checkpoint_seconds() -> float:
+    """How often a running group is checkpointed (at its next evaluation point), in seconds."""
+    return float(os.environ.get("ONION_GRU_CHECKPOINT_SECONDS", 300))
+
+
+class Checkpoint:
+    """The resumable state of one group in training: ``<name>.pt`` (what ``train.fit`` saves) and a
+    small ``<name>.json`` beside it (the group's entry keys, torch's thread count and CODE_VERSION,
+    the step reached), under ``<data root>/checkpoints/<kind>/``.  A checkpoint is used only by the
+    same group under the same threads and code, since the bits depend on all three; one that shares
+    a member with the group but differs in any of them is discarded with a message."""
+
+    def __init__(self, kind: str, entries: list[tuple[str, dict]], root: Path | None = None):
+        self.keys = [f"{label}-{config_hash(config)}" for label, config in entries]
+        self.name = "+".join(label for label, _ in entries)
+        self.folder = (root or data_root()) / "checkpoints" / kind
+        digest = hashlib.sha256("+".join(self.keys).encode()).hexdigest()[:12]
+        self.path = self.folder / f"{entries[0][0]}-x{len(entries)}-{digest}.pt"
+        self.every = checkpoint_seconds()
+        self.seconds_before = 0.0  # training time of the runs before this one (from ``load``)
+
+    def meta(self) -> dict:
+        return {"members": self.keys, "threads": torch.get_num_threads(), "code_version": CODE_VERSION}
+
+    def load(self) -> dict | None:
+        """The saved state of this group, or None; stale checkpoints of its members are removed."""
+        for info_path in sorted(self.folder.glob("*.json")):
+            info = json.loads(info_path.read_text())
+            meta, weights = info["meta"], info_path.with_suffix(".pt")
+            if not set(meta["members"]) & set(self.keys):
+                continue
+            if meta == self.meta() and weights.exists():
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+                self.seconds_before = state["seconds"]
+                print(f"{self.name}: resuming from its checkpoint at step {state['step']:,}", flush=True)
+                return state
+            ours = self.meta()
+            why = ("its group differs" if meta["members"] != ours["members"] else
+                   f"it ran with {meta['threads']} threads, now {ours['threads']}" if meta["threads"] != ours["threads"]
+                   else f"code version {meta['code_version']}, now {ours['code_version']}"
+                   if meta["code_version"] != ours["code_version"] else "its weights are missing")
+            print(f"{self.name}: discarding checkpoint {weights.name} ({why}); starting from step 0", flush=True)
+            info_path.unlink()
+            weights.unlink(missing_ok=True)
+        return None
+
+    def save(self, state: dict) -> None:
+        """Atomically: the state first, then the json that names it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tmp", delete=False) as f:
+            torch.save(state, f)
+        os.replace(f.name, self.path)
+        info = {"meta": self.meta(), "name": self.name, "step": state["step"], "seconds": round(state["seconds"], 1),
+                "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as f:
+            json.dump(info, f, indent=1)
+        os.replace(f.name, self.path.with_suffix(".json"))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def checkpoints(root: Path | None = None) -> list[dict]:
+    """The json of every checkpoint under the cache (a group in progress: its members and step)."""
+    return [json.loads(p.read_text()) for p in sorted(((root or data_root()) / "checkpoints").glob("*/*.json"))]

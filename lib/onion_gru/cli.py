@@ -3,8 +3,10 @@
 ``train`` trains every GRU the profile needs and is missing from the cache, then every analysis
 (interventions and probes) on them, as groups of models of one size and method (jobs.plan_groups),
 in parallel worker processes with workers x threads <= cores.  Each finished group is written to the
-cache at once, one entry per model, so killing the command loses at most the groups in progress,
-and running it again continues.
+cache at once, one entry per model; a group in training checkpoints itself every few minutes, so
+killing the command loses at most those minutes, and running it again continues every group from
+its checkpoint.  ``--stop-after MINUTES`` checkpoints every running group and exits by then (before
+a session ends).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ def parse_args(argv=None):
     t.add_argument("--slurm-partition", default=None)
     t.add_argument("--slurm-gpus", type=int, default=0)
     t.add_argument("--slurm-minutes", type=int, default=240)
+    t.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                   help="checkpoint every running group and exit after this many minutes (rerun to continue)")
     t.add_argument("--dry-run", action="store_true", help="list the missing jobs and stop")
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
     tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
@@ -72,10 +76,22 @@ def main(argv=None) -> int:
         return 0
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
-    run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group,
-             slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
-    print(f"done in {(time.time() - start) / 60:.1f} min")
+    deadline = start + 60 * args.stop_after if args.stop_after is not None else None
+    results = run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group, deadline=deadline,
+                       slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
+    print(summary(gru_jobs + analysis_jobs, results, time.time() - start))
     return 0
+
+
+def summary(jobs, results: list[dict], seconds: float) -> str:
+    """How far the command got: jobs finished, stopped with a checkpoint, and not started."""
+    stopped = [r for r in results if r.get("stopped")]
+    ran = {r["label"] for r in results}
+    lines = [f"done in {seconds / 60:.1f} min: {len(results) - len(stopped)} of {len(jobs)} jobs finished, "
+             f"{len(stopped)} stopped with a checkpoint, {len(jobs) - len(results)} not started"]
+    lines += [f"  stopped: {r['label']}: {r['stopped']}" for r in stopped]
+    lines += [f"  not started: {job.label}" for job in jobs if job.label not in ran]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

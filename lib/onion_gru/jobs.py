@@ -5,8 +5,10 @@ A job is one model and one cache entry.  Jobs of the same size and method run as
 batched model in one process (fastgru.py, layers.py), which writes each member's entry when the
 group is done.  Local: worker processes, each limited to cores // workers torch threads (two
 2-thread processes on 2 cores ran 38x slower here).  SLURM: one task per group through submitit.
-A killed worker leaves nothing behind but unfinished entries that are never marked done: it loses
-the groups in progress.
+A group in training checkpoints itself every few minutes (cache.Checkpoint): a killed worker
+loses at most those minutes, and the same command run again continues each group where its
+checkpoint left it.  Past a deadline (``train --stop-after``) every running group checkpoints and
+stops, and no group starts.
 """
 from __future__ import annotations
 
@@ -87,25 +89,32 @@ def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
     return groups
 
 
-def run_group(jobs: list[Job], threads: int | None = None) -> list[dict]:
-    """Compute one group of jobs into the cache (one entry per job); one summary line per job."""
+def run_group(jobs: list[Job], threads: int | None = None, deadline: float | None = None) -> list[dict]:
+    """Compute one group of jobs into the cache (one entry per job), or, past ``deadline`` (a
+    ``time.time()``), checkpoint it and stop; one summary line per job."""
     import torch
     if threads:
         torch.set_num_threads(threads)
     from .analysis import get_analyses
-    from .train import get_grus
+    from .train import Stopped, get_grus
     start = time.time()
     configs = [_configs(job) for job in jobs]
     grus = [gru for gru, _ in configs]
-    if jobs[0].method is None:
-        manifests = get_grus(grus, eval_size=jobs[0].profile.eval_size)[1]
-        accuracies = [m["metrics"]["valid"]["accuracy"] for m in manifests]
-    else:
-        manifests = get_analyses(grus, [analysis for _, analysis in configs])[1]
-        accuracies = [m["metrics"]["accuracy"] for m in manifests]
+    stop = (lambda: time.time() > deadline) if deadline else None
+    try:
+        if jobs[0].method is None:
+            manifests = get_grus(grus, eval_size=jobs[0].profile.eval_size, stop=stop)[1]
+            accuracies = [m["metrics"]["valid"]["accuracy"] for m in manifests]
+        else:
+            manifests = get_analyses(grus, [analysis for _, analysis in configs], stop=stop)[1]
+            accuracies = [m["metrics"]["accuracy"] for m in manifests]
+    except Stopped as stopped:
+        return [{"label": job.label, "accuracy": None, "seconds": time.time() - start, "group_size": len(jobs),
+                 "stopped": str(stopped)} for job in jobs]
     seconds = time.time() - start
-    return [{"label": job.label, "accuracy": a, "seconds": seconds, "group_size": len(jobs)}
-            for job, a in zip(jobs, accuracies)]
+    return [{"label": job.label, "accuracy": a, "seconds": seconds, "group_size": len(jobs),
+             "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"]}
+            for job, a, m in zip(jobs, accuracies, manifests)]
 
 
 def _init_worker(threads: int):
@@ -132,7 +141,8 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
     default) on ``workers`` processes, workers x threads <= cores.  GRU groups start first, largest
     first; an analysis group starts as soon as the GRUs it reads are trained, so the first analyses
     run while the slowest GRUs still train (no worker waits for a stage to end).  Past ``deadline``
-    (a ``time.time()``), no group starts (local executor; a time-boxed GPU window)."""
+    (a ``time.time()``; local executor) no group starts and the running ones checkpoint and stop
+    (``run_group``): a session's end, or a time-boxed GPU window."""
     if not jobs:
         return []
     groups = plan_groups(jobs, max_group or default_max_group())
@@ -150,8 +160,9 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
     if workers == 1:
         while accepting() and (i := next_group(pending, done, needed)) is not None:
             pending.remove(i)
-            results += run_group(groups[i], threads)
-            done.add(i)
+            results += (group_results := run_group(groups[i], threads, deadline))
+            if not group_results[0].get("stopped"):
+                done.add(i)
             _report(results, len(jobs), start)
         return results
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
@@ -160,23 +171,30 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
         while True:
             while len(running) < workers and accepting() and (i := next_group(pending, done, needed)) is not None:
                 pending.remove(i)
-                running[pool.submit(run_group, groups[i])] = i
+                running[pool.submit(run_group, groups[i], None, deadline)] = i
             if not running:
                 return results
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 results += fut.result()
-                done.add(running.pop(fut))
+                i = running.pop(fut)
+                if not fut.result()[0].get("stopped"):
+                    done.add(i)
                 _report(results, len(jobs), start)
 
 
 def _report(results: list[dict], total: int, start: float):
-    """One line per job of the group that just finished."""
+    """One line per job of the group that just finished or stopped."""
     done = len(results)
     eta = (time.time() - start) / done * (total - done)
     group = results[-results[-1]["group_size"]:]
     for i, result in enumerate(group):
-        print(f"[{done - len(group) + i + 1}/{total}] {result['label']}: accuracy {result['accuracy']:.3f} "
+        if result.get("stopped"):
+            outcome = f"{result['stopped']}, checkpointed: the same command continues it"
+        else:
+            outcome = (f"accuracy {result['accuracy']:.3f} after {result['steps']:,} steps"
+                       + ("" if result["flattened"] else " (not flattened)"))
+        print(f"[{done - len(group) + i + 1}/{total}] {result['label']}: {outcome} "
               f"(group of {result['group_size']}, {result['seconds']:.0f} s; ETA {eta / 60:.1f} min)", flush=True)
 
 

@@ -24,6 +24,7 @@ MAX_LEN = 9
 class _ProbeBase(nn.Module):
     train_set, eval_sets = "train", ("valid",)
     chance = 0.0  # guessing a whole sequence of 2-9 tokens
+    rotated = False  # no rotation (interventions.RotatedSubspacePatch)
 
     def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
         with torch.no_grad():

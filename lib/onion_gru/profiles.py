@@ -1,7 +1,8 @@
 """The named run profiles and the rule that stops a training run, defined once, as data.
 
 ``paper`` is the authors' protocol (authors_implementation.md section 3): fixed step counts.
-``laptop`` is what a 2-core CPU can do in under three hours, every run stopped by the convergence
+``large`` runs the paper's N = 512 and 1024 on the CPU under the laptop's rule, over several
+sessions.  ``laptop`` is what a 2-core CPU can do in under three hours, every run stopped by the convergence
 rule below (``Budget``); the README says why each of its numbers differs from ``paper``.  ``gpu``
 runs all six sizes under the same rule in one short GPU window.  ``smoke`` runs the whole pipeline
 in minutes for CI and proves nothing scientific.  ``lstm``, ``elman``, ``grid`` and ``gpu_grid`` go
@@ -87,6 +88,7 @@ class Profile:
     batch_size: int = 256
     cell: str = "gru"  # every model of a profile has one cell (cells.py); "lstm" and "elman" profiles compare
     methods: tuple[str, ...] | None = None  # the analyses it runs (analysis.METHODS); None: all eight
+    orthogonal_map: str = "matrix_exp"  # the linear interventions' rotation (interventions.ORTHOGONAL_MAPS)
 
     def grus(self) -> list[tuple[int, str, int]]:
         """Every (size, variant, seed) of the profile: one GRU each, in a fixed order."""
@@ -136,6 +138,15 @@ PROFILES: dict[str, Profile] = {
                     analysis=CONVERGED_ANALYSIS, methods=GRID_METHODS),
     "gpu_grid": Profile("gpu_grid", (384, 512, 768, 1024), VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS,
                         methods=GRID_METHODS),
+    # The paper's two large sizes on the CPU, under the laptop's rule and caps; runs that span sessions
+    # resume from their checkpoints (jobs.py).  The Cayley rotation: validated against matrix_exp on
+    # the grid's N = 256 GRUs (``cayley_check``, README "Speed").  Notebooks 01, 02 and 04 read it.
+    "large": Profile("large", (512, 1024), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
+                     methods=GRID_METHODS, orthogonal_map="cayley"),
+    # The grid's N = 256 linear interventions again with the Cayley rotation: the check that the cheaper
+    # map finds what matrix_exp found before the large profile uses it (same GRUs, same rule).
+    "cayley_check": Profile("cayley_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
+                            methods=("linear_unigram", "linear_bigram"), orthogonal_map="cayley"),
     "smoke": Profile("smoke", (16, 32), VARIANTS, (0,),
                      gru=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),
                      analysis=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),

@@ -1,10 +1,12 @@
-"""Training and evaluation of the repeat GRU, and the cached `get_gru` that every analysis uses."""
+"""The one training loop (``fit``) of every model the project trains, resumable from checkpoints;
+the repeat GRU's training and evaluation on it, and the cached ``get_gru`` that every analysis uses."""
 from __future__ import annotations
 
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 
@@ -59,43 +61,12 @@ class BatchSampler:
         self.pos += self.batch_size
         return idx
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order, "pos": self.pos}
 
-class LengthBucketSampler:
-    """Endless batches in which every sequence has the same length, so that a batch needs no padding.
-    Each epoch is a fresh seeded permutation, grouped by length and cut into full batches, served in
-    random order; the leftovers of every length are pooled into mixed-length batches, so an epoch
-    visits every sequence once but the last partial batch.
-
-    Not used by any profile: a GRU learns less per step from same-length batches, and since the CPU
-    GRU (fastgru.py) skips padding anyway, their steps are at most 1.05x faster (``make bench``;
-    README, "Speed")."""
-
-    def __init__(self, lengths: torch.Tensor, batch_size: int, seed: int):
-        self.lengths, self.batch_size = lengths, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.batches: list[torch.Tensor] = []
-
-    def _epoch(self) -> list[torch.Tensor]:
-        order = torch.randperm(len(self.lengths), generator=self.generator)
-        full, leftover = [], []
-        for L in self.lengths.unique().tolist():
-            idx = order[self.lengths[order] == L]
-            cut = len(idx) - len(idx) % self.batch_size
-            full += list(idx[:cut].split(self.batch_size))
-            leftover.append(idx[cut:])
-        rest = torch.cat(leftover)
-        rest = rest[torch.randperm(len(rest), generator=self.generator)]
-        full += list(rest[:len(rest) - len(rest) % self.batch_size].split(self.batch_size))
-        return [full[i] for i in torch.randperm(len(full), generator=self.generator).tolist()]
-
-    def __next__(self) -> torch.Tensor:
-        if not self.batches:
-            self.batches = self._epoch()[::-1]
-        return self.batches.pop()
-
-
-SAMPLERS = {"random": lambda lengths, bs, seed: BatchSampler(len(lengths), bs, seed),
-            "length_buckets": LengthBucketSampler}
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.pos = state["order"], state["pos"]
 
 
 def optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -106,10 +77,9 @@ def optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.o
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def training_step(model: RepeatGRU, opt: torch.optim.Optimizer, x: torch.Tensor, l: torch.Tensor,
-                  tokens_per_batch: float | None = None) -> torch.Tensor:
-    """One step of every member on its own batch (x [K, B, T], l [K, B]); returns the losses [K]."""
-    loss = sequence_loss(model(x, l), x, l, tokens_per_batch)
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One step of every member on its loss [K] (the sum: each member's parameters get the gradient
+    of its own loss); returns the losses, detached."""
     opt.zero_grad(set_to_none=True)
     loss.sum().backward()
     opt.step()
@@ -193,51 +163,124 @@ def check_group(configs: list, varying: tuple[str, ...]) -> None:
         raise ValueError(f"a group's configs may differ only in {varying}: {shared}")
 
 
-def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None,
-               batching: str = "random") -> tuple[RepeatGRU, list[dict]]:
-    """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order.
-    Each member stops by the budget's rule (``Schedule``).  Returns the group, each member as it was
-    when it stopped, and each member's metrics: the final validation result, the curve, the steps run.
-    ``batching="length_buckets"`` is for the speed experiment only (see LengthBucketSampler)."""
-    if batching not in SAMPLERS:
-        raise ValueError(f"unknown batching {batching!r}; choose from {sorted(SAMPLERS)}")
-    check_group(configs, ("variant", "seed"))
-    config, K = configs[0], len(configs)
-    device = device or default_device()
-    model = from_members(lambda members: RepeatGRU([configs[k].model_config for k in members]),
-                         [c.seed for c in configs]).to(device)
-    opt = optimizer(model, config.lr, config.weight_decay)
-    tokens, lengths = data.load("train", size=config.train_size)
-    v_tokens, v_lengths = data.load("valid")
-    v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
-    samplers = [SAMPLERS[batching](lengths, config.batch_size, c.seed) for c in configs]
-    # A bucket's token mean would weigh each length by its number of sequences rather than tokens;
-    # dividing the token sum by the expected token count keeps the expected gradient of random batches.
-    norm = None if batching == "random" else config.batch_size * lengths.float().mean().item()
-    schedule, start, show = Schedule(config.budget, K), time.time(), progress_enabled()
-    curve_set = v_tokens[:config.budget.curve_size], v_lengths[:config.budget.curve_size]
-    names = "+".join(c.label for c in configs)
-    for step in range(1, config.budget.max_steps + 1):
-        loss = training_step(model, opt, *batch(tokens, lengths, sample(samplers), device), norm)
-        if config.budget.evaluates(step):
-            results, seconds = evaluate(model, *curve_set), round(time.time() - start, 2)
-            points = [{"loss": l, "accuracy": r["accuracy"], "seconds": seconds} for r, l in zip(results, loss.tolist())]
-            done = schedule.record(step, points, model.member_state)
+class Stopped(Exception):
+    """A run stopped by its caller (``train --stop-after``) at ``step``, its state in a checkpoint."""
+
+    def __init__(self, step: int, max_steps: int):
+        super().__init__(f"stopped at step {step:,} of at most {max_steps:,}")
+        self.step, self.max_steps = step, max_steps
+
+
+class Trainee(Protocol):
+    """What ``fit`` trains: a group of K models (GRUs, or one method on K frozen GRUs)."""
+    module: torch.nn.Module  # every parameter the optimizer updates
+    generators: list[torch.Generator]  # random state the steps draw from besides the samplers
+    device: torch.device
+
+    def loss(self, x: torch.Tensor, l: torch.Tensor) -> torch.Tensor: ...  # [K], on each member's batch
+
+    def accuracies(self, tokens: torch.Tensor, lengths: torch.Tensor) -> list[float]: ...  # the curve's points
+
+    def member_state(self, k: int) -> dict: ...
+
+
+def fit(trainee: Trainee, configs: list, train_set, curve_set, checkpoint: cache.Checkpoint | None = None,
+        stop=None) -> tuple[Schedule, int, float]:
+    """The one training loop: AdamW steps of every member on its own seeded batches of
+    ``train_set`` (tokens, lengths), evaluated every ``budget.eval_every`` steps on ``curve_set``, each
+    member stopped by the budget's rule (``Schedule``).  Every few minutes, at an evaluation point, the
+    whole run (weights, optimizer, samplers, generators, schedule, step) goes to ``checkpoint``, and a
+    run finds its checkpoint there and continues from it: a resumed run ends with the bits of one
+    never interrupted.  When ``stop()`` turns true the run checkpoints and raises ``Stopped``.
+    Returns the schedule, the last step, and the seconds it took (resumed runs included)."""
+    config = configs[0]
+    budget, K = config.budget, len(configs)
+    opt = optimizer(trainee.module, config.lr, config.weight_decay)
+    tokens, lengths = train_set
+    samplers = [BatchSampler(len(tokens), config.batch_size, c.seed) for c in configs]
+    schedule, step, elapsed = Schedule(budget, K), 0, 0.0
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        trainee.module.load_state_dict(saved["module"])
+        opt.load_state_dict(saved["optimizer"])
+        for sampler, state in zip(samplers, saved["samplers"]):
+            sampler.load_state_dict(state)
+        for generator, state in zip(trainee.generators, saved["generators"]):
+            generator.set_state(state)
+        torch.set_rng_state(saved["rng"])
+        schedule.__dict__.update(saved["schedule"])
+        step, elapsed = saved["step"], saved["seconds"]
+
+    def save():
+        checkpoint.save({"module": trainee.module.state_dict(), "optimizer": opt.state_dict(),
+                         "samplers": [s.state_dict() for s in samplers],
+                         "generators": [g.get_state() for g in trainee.generators], "rng": torch.get_rng_state(),
+                         "schedule": {k: v for k, v in schedule.__dict__.items() if k != "budget"},
+                         "step": step, "seconds": time.time() - start})
+
+    start = last_save = time.time() - elapsed
+    show = progress_enabled()
+    while step < budget.max_steps:
+        step += 1
+        loss = optimizer_step(opt, trainee.loss(*batch(tokens, lengths, sample(samplers), trainee.device)))
+        if budget.evaluates(step):
+            accuracies, seconds = trainee.accuracies(*curve_set), round(time.time() - start, 2)
+            points = [{"loss": l, "accuracy": a, "seconds": seconds} for a, l in zip(accuracies, loss.tolist())]
             if show:
-                accuracy = " ".join(f"{r['accuracy']:.3f}" for r in results)
-                print(f"\r{names}: step {step} acc {accuracy}", end="", file=sys.stderr, flush=True)
-            if done:
+                print(f"\r{checkpoint.name if checkpoint else ''}: step {step} acc "
+                      + " ".join(f"{a:.3f}" for a in accuracies), end="", file=sys.stderr, flush=True)
+            if schedule.record(step, points, trainee.member_state):
                 break
+            if checkpoint and time.time() - last_save >= checkpoint.every:
+                save()
+                last_save = time.time()
+        if stop is not None and stop():
+            if checkpoint:
+                save()
+            raise Stopped(step, budget.max_steps)
     if show:
         print(file=sys.stderr)
-    seconds = (time.time() - start) / step
+    return schedule, step, time.time() - start
+
+
+class GRUTrainee:
+    """A group of GRUs trained on the task (``fit``)."""
+
+    def __init__(self, model: RepeatGRU):
+        self.module, self.generators, self.device = model, [], model.device
+
+    def loss(self, x, l):
+        return sequence_loss(self.module(x, l), x, l)
+
+    def accuracies(self, tokens, lengths):
+        return [r["accuracy"] for r in evaluate(self.module, tokens, lengths)]
+
+    def member_state(self, k):
+        return self.module.member_state(k)
+
+
+def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None,
+               checkpoint: cache.Checkpoint | None = None, stop=None) -> tuple[RepeatGRU, list[dict]]:
+    """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order
+    (``fit``; ``checkpoint`` and ``stop`` as there).  Returns the group, each member as it was when
+    it stopped, and each member's metrics: the final validation result, the curve, the steps run."""
+    check_group(configs, ("variant", "seed"))
+    config, K = configs[0], len(configs)
+    model = from_members(lambda members: RepeatGRU([configs[k].model_config for k in members]),
+                         [c.seed for c in configs]).to(device or default_device())
+    trainee = GRUTrainee(model)
+    v_tokens, v_lengths = data.load("valid")
+    v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
+    curve_set = v_tokens[:config.budget.curve_size], v_lengths[:config.budget.curve_size]
+    schedule, step, seconds = fit(trainee, configs, data.load("train", size=config.train_size), curve_set,
+                                  checkpoint, stop)
     model.load_members(schedule.states)
     final = evaluate(model, v_tokens, v_lengths)
     longer = {name: [r["accuracy"] for r in evaluate(model, *data.load(name))]
               for name in ("valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat")}
     return model, [{"valid": final[k], "longer": {name: v[k] for name, v in longer.items()},
                     "curve": schedule.curves[k], "steps": schedule.stopped[k], "flattened": schedule.flattened[k],
-                    "seconds_per_step": seconds, "group_size": K} for k in range(K)]
+                    "seconds_per_step": seconds / step, "group_size": K} for k in range(K)]
 
 
 def gru_entry(config: GRUConfig) -> tuple[str, dict]:
@@ -250,17 +293,17 @@ def gru_hash(config: GRUConfig) -> str:
     return cache.config_hash(gru_entry(config)[1])
 
 
-def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None) -> tuple[RepeatGRU, list[dict]]:
+def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None, stop=None
+             ) -> tuple[RepeatGRU, list[dict]]:
     """The trained GRUs of ``configs`` as one frozen group in eval mode, and their manifests: each
-    from the cache, the missing ones trained now (as one group) and cached one entry per model."""
+    from the cache, the missing ones trained now (as one group, resumed from its checkpoint if it has
+    one; ``stop`` as in ``fit``) and cached one entry per model."""
     device = device or default_device()
-    found = cache.get_many("gru", [gru_entry(c) for c in configs])
-    missing = [i for i, f in enumerate(found) if f is None]
-    if missing:
-        start = time.time()
-        model, metrics = train_grus([configs[i] for i in missing], device, eval_size)
-        for j, i in enumerate(missing):
-            found[i] = cache.put("gru", *gru_entry(configs[i]), model.member_state(j), metrics[j], time.time() - start)
+
+    def train(missing, checkpoint):
+        model, metrics = train_grus([configs[i] for i in missing], device, eval_size, checkpoint, stop)
+        return [model.member_state(j) for j in range(len(missing))], metrics
+    found = cache.get_or_train("gru", [gru_entry(c) for c in configs], train)
     model = RepeatGRU([c.model_config for c in configs]).load_members([state for state, _ in found])
     model.to(device).eval().requires_grad_(False)
     return model, [manifest for _, manifest in found]

@@ -1,0 +1,111 @@
+"""Runs that survive a stop: a group checkpointed mid-run and resumed ends with the bits of one never
+stopped (weights and curves), and a checkpoint of another group, thread count or code is discarded."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from onion_gru import cache
+from onion_gru.analysis import AnalysisConfig, get_analyses
+from onion_gru.profiles import Budget
+from onion_gru.train import GRUConfig, Stopped, get_grus, gru_entry, gru_hash
+
+BUDGET = Budget(60, 10, min_steps=20, patience=20, min_gain=0.0, curve_size=100)
+GRUS = [GRUConfig(16, "autoregressive", 0, BUDGET, train_size=5_000),
+        GRUConfig(16, "no_input", 1, BUDGET, train_size=5_000)]
+
+
+def at_step(n):
+    """A ``stop`` that turns true after the n-th optimizer step."""
+    calls = iter(range(1, 10 ** 9))
+    return lambda: next(calls) >= n
+
+
+def curves(manifests):
+    return [[(p["step"], p["accuracy"], p["loss"]) for p in m["metrics"]["curve"]] for m in manifests]
+
+
+def assert_same_states(a, b):
+    for (name, value), other in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(value, other), name
+
+
+def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
+    whole, whole_manifests = get_grus(GRUS, "cpu", eval_size=100)
+    monkeypatch.setenv("ONION_GRU_DATA", str(tmp_path / "other"))
+    with pytest.raises(Stopped, match="step 25 of at most 60"):
+        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(25))  # between evaluation points
+    (info,) = cache.checkpoints()
+    assert info["step"] == 25 and info["meta"]["members"] == [f"{c.label}-{gru_hash(c)}" for c in GRUS]
+    assert not list((tmp_path / "other").glob("gru/*/manifest.json"))
+    resumed, manifests = get_grus(GRUS, "cpu", eval_size=100)
+    assert_same_states(resumed, whole)
+    assert curves(manifests) == curves(whole_manifests)
+    assert [m["metrics"]["steps"] for m in manifests] == [60, 60]
+    assert cache.checkpoints() == []  # the finished entries took its place
+
+
+def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
+    """The linear unigram intervention draws corruptions and Gumbel noise from its own generators:
+    those resume too."""
+    configs = [AnalysisConfig("linear_unigram", gru_hash(g), BUDGET, seed=g.seed, train_size=5_000, eval_size=100,
+                              orthogonal_map="cayley") for g in GRUS]
+    get_grus(GRUS, "cpu", eval_size=100)
+    whole, whole_manifests = get_analyses(GRUS, configs, "cpu")
+    for entry in cache_root.glob("analysis/*"):  # the same GRUs, no analysis yet
+        for f in entry.iterdir():
+            f.unlink()
+        entry.rmdir()
+    with pytest.raises(Stopped):
+        get_analyses(GRUS, configs, "cpu", stop=at_step(13))
+    resumed, manifests = get_analyses(GRUS, configs, "cpu")
+    assert_same_states(resumed, whole)
+    assert curves(manifests) == curves(whole_manifests)
+
+
+def test_a_checkpoint_of_another_group_or_thread_count_is_discarded(cache_root, capsys, monkeypatch):
+    with pytest.raises(Stopped):
+        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(15))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    with pytest.raises(Stopped):
+        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(5))
+    assert "ran with" in capsys.readouterr().out and [c["step"] for c in cache.checkpoints()] == [5]
+    monkeypatch.undo()
+    monkeypatch.setenv("ONION_GRU_DATA", str(cache_root))
+    get_grus(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
+    assert "its group differs" in capsys.readouterr().out and cache.checkpoints() == []
+
+
+def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path):
+    """SIGKILL mid-run (no clean stop): the rerun starts from the periodic checkpoint, not step 0."""
+    env = {**os.environ, "ONION_GRU_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
+           "ONION_GRU_CHECKPOINT_SECONDS": "0"}
+    args = [sys.executable, "-m", "onion_gru", "train", "--profile", "smoke", "--sizes", "32",
+            "--variants", "autoregressive", "--methods", "none", "--workers", "1"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not cache.checkpoints(tmp_path / "data") and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (info,) = cache.checkpoints(tmp_path / "data")
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming from its checkpoint at step {info['step']}" in result.stdout
+    assert "1 of 1 jobs finished" in result.stdout and cache.checkpoints(tmp_path / "data") == []
+
+
+def test_stop_after_checkpoints_and_the_same_command_finishes(tmp_path):
+    env = {**os.environ, "ONION_GRU_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "onion_gru", "train", "--profile", "smoke", "--sizes", "16",
+            "--variants", "autoregressive", "--methods", "none", "--workers", "1"]
+    stopped = subprocess.run(args + ["--stop-after", "0.0001"], env=env, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "0 of 1 jobs finished, 1 stopped with a checkpoint" in stopped.stdout
+    assert "stopped: N16-autoregressive-s0: stopped at step 1 of at most 60" in stopped.stdout
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert "resuming from its checkpoint at step 1" in done.stdout and "1 of 1 jobs finished" in done.stdout
