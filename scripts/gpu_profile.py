@@ -4,8 +4,9 @@ time-boxed window on a borrowed GPU, with what comes back packed into at most a 
     PYTHONPATH=lib python3 scripts/gpu_profile.py --out $OUT --minutes 9
 
 Trains into a fresh cache under --scratch: the GRUs, then every analysis, as groups (jobs.py) on
---workers processes sharing the GPU.  No group starts after --minutes (the groups in flight finish,
-so leave room before the window's own limit).  It writes, under --out:
+--workers processes sharing the GPU.  At --minutes no group starts and the groups in flight
+checkpoint and stop (jobs.run_group): the same command on the same --scratch continues them (leave
+room before the window's own limit for the packing).  It writes, under --out:
 ``gpu_results.tar.gz`` (every minute and at the end: every finished entry's manifest: results and curves; and the weights of
 entries small enough to fit, at most --weights-mib), ``gpu_log.txt``, and first ``gpu_bench.csv``
 (bench.cuda_group_rows: a group of K against one model per process).  Unpack the tarball into
@@ -21,6 +22,7 @@ import sys
 import tarfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 
@@ -63,6 +65,13 @@ def _pack(scratch: Path, out: Path, weights_mib: float) -> tuple[int, int]:
     return len(manifests), len(shipped)
 
 
+def write_bench(path: Path, device, **sizes) -> None:
+    """bench.cuda_group_rows on ``device`` (tests: the CPU, tiny sizes) into ``path``."""
+    import pandas as pd
+    from onion_gru.bench import cuda_group_rows
+    pd.DataFrame(cuda_group_rows(device, **sizes)).to_csv(path, index=False)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -85,12 +94,10 @@ def main() -> int:
     from onion_gru.profiles import get_profile
     print(f"environment {environment()}; profile {args.profile}; deadline in {args.minutes} min")
     if not args.no_bench and torch.cuda.is_available():
-        try:  # a failure here must not cost the profile run
-            import pandas as pd
-            from onion_gru.bench import cuda_group_rows
-            pd.DataFrame(cuda_group_rows()).to_csv(args.out / "gpu_bench.csv", index=False)
-        except Exception as err:  # noqa: BLE001
-            print(f"bench failed: {err!r}")
+        try:  # a failure here must not cost the profile run, but it is printed whole
+            write_bench(args.out / "gpu_bench.csv", torch.device("cuda"))
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
     profile = get_profile(args.profile)
     start = time.time()
 

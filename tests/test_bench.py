@@ -7,13 +7,17 @@ from onion_gru.analysis import METHODS
 
 
 def test_bench_table_has_every_required_row():
-    """`make bench` on CPU: ours, the nn.GRU reference and the bucketed step per size, the matmul
-    ceiling, and one row per stage-2 method, each with a positive time."""
-    table = bench.run(devices=[torch.device("cpu")], sizes=(8,))
+    """`make bench` on CPU: ours and the nn.GRU reference per size, the matmul ceiling, one row per
+    stage-2 method, and the large sizes' rows (each orthogonal map against matrix_exp), each with a
+    positive time."""
+    table = bench.run(devices=[torch.device("cpu")], sizes=(8,), large_sizes=(12,))
     whats = set(table["what"])
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
-            "GRU train step (ours, length-bucketed batches)"} <= whats
+            "GRU train step (ours), fp32"} <= whats
     assert {f"stage-2 step: {m}" for m in METHODS} <= whats
+    maps = table[table["what"].str.startswith("stage-2 step: linear_unigram, ")].set_index("what")
+    assert list(maps.index) == ["stage-2 step: linear_unigram, matrix_exp", "stage-2 step: linear_unigram, cayley"]
+    assert maps.loc["stage-2 step: linear_unigram, matrix_exp", "speedup"] == 1.0 and (maps["ms"] > 0).all()
     group = table[table["what"].str.startswith("stage-2 group step")].iloc[0]
     assert group["ms"] > 0 and group["speedup"] > 0
     ours = table[table["what"] == "GRU train step (ours)"].iloc[0]
@@ -50,3 +54,17 @@ def test_train_stage_rows_train_into_a_temporary_cache_and_restore_it(cache_root
     assert all(r["steps_per_s"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
     assert os.environ.get("ONION_GRU_DATA") == before
     assert not any(cache_root.rglob("manifest.json"))  # nothing landed in the caller's cache
+
+
+def test_the_gpu_script_writes_its_bench_rows(tmp_path):
+    """scripts/gpu_profile.py's bench (run on the CPU here, tiny sizes): the rows are written."""
+    import importlib.util
+    import pandas as pd
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("gpu_profile", Path(__file__).parents[1] / "scripts" / "gpu_profile.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.write_bench(tmp_path / "gpu_bench.csv", torch.device("cpu"), sizes=(8,), k=2)
+    table = pd.read_csv(tmp_path / "gpu_bench.csv")
+    assert set(table["device"]) == {"cpu"} and len(table) == 3
+    assert table.iloc[-1]["what"].startswith("paper profile") and table.iloc[-1]["value"] > 0

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import BatchSampler, GRUConfig, LengthBucketSampler, evaluate, get_gru, get_grus, optimizer, train_grus
+from onion_gru.train import BatchSampler, GRUConfig, evaluate, get_gru, get_grus, optimizer, train_grus
 from onion_gru.data import load
 from onion_gru.model import RepeatGRU
 from onion_gru.profiles import Budget
@@ -87,21 +87,6 @@ def test_sampler_covers_each_epoch_once():
     sampler = BatchSampler(10, 5, 0)
     first_epoch = torch.cat([next(sampler), next(sampler)])
     assert sorted(first_epoch.tolist()) == list(range(10))
-
-
-def test_length_buckets_hold_one_length_and_cover_the_epoch():
-    lengths = torch.tensor([2] * 7 + [3] * 12 + [4] * 5)  # 24 sequences, batches of 4
-    sampler = LengthBucketSampler(lengths, 4, 0)
-    epoch = [next(sampler) for _ in range(6)]  # 1 + 3 + 1 full buckets, leftovers 3 + 0 + 1 -> 1 mixed
-    assert sum(len(lengths[b].unique()) == 1 for b in epoch) == 5
-    seen = torch.cat(epoch)
-    assert len(seen.unique()) == 24
-    assert sorted(torch.cat([next(sampler) for _ in range(6)]).tolist()) == list(range(24))  # next epoch
-
-
-def test_unknown_batching_names_the_choices():
-    with pytest.raises(ValueError, match="choose from"):
-        train_grus([TINY], "cpu", batching="sorted")
 
 
 def test_fused_adamw_is_the_default_adamw():

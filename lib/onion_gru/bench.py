@@ -1,10 +1,10 @@
 """``make bench``: our training step against a direct ``torch.nn.GRU`` reference, every stage-2
-method's step, the achieved GFLOP/s against a large matmul, the train stage run as groups against
+method's step, the large sizes' GRU and linear unigram steps with each orthogonal map, the achieved GFLOP/s against a large matmul, the train stage run as groups against
 groups of one, a stage-2 group, and the optimizer-step count of the paper profile against the
 authors'.  On CUDA also a group of K models in one process against one model per process, and the
 paper profile's GPU-hours projected from those rates.  Medians over repeats after a warm-up (the
 training steps timed in turns); writes figures/bench.csv, whose ``speedup`` column is against the
-nn.GRU reference step (step rows), against groups of one (the "group" rows of the train stage and
+nn.GRU reference step (step rows), against matrix_exp (the orthogonal-map rows), against groups of one (the "group" rows of the train stage and
 stage 2), or against one model per process (CUDA group rows).
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def step_counts() -> dict:
     return {"authors_steps": authors, "our_steps": ours, "ratio": ours / authors, "grus": grus}
 
 
-def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
+def run(devices=None, sizes=(48, 64, 128, 256), large_sizes=(512, 1024)) -> pd.DataFrame:
     devices = devices or [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     tokens, lengths = data.load("train", size=50_000)
     mean_tokens = 2 * lengths.float().mean().item() * 256  # reading + generation, per batch
@@ -146,12 +146,29 @@ def run(devices=None, sizes=(48, 64, 128, 256)) -> pd.DataFrame:
         one, group = (stage2_step_seconds("onion_unigram", 64, n, device) for n in (1, k))
         rows.append({"device": device.type, "what": f"stage-2 group step: onion_unigram, group of {k} "
                      "(ms per model-step)", "size": 64, "ms": group / k * 1e3, "speedup": one * k / group})
+        rows += large_rows(device, tokens, lengths, large_sizes)
         if device.type == "cuda":
             rows += cuda_group_rows(device, tokens, lengths)
     return pd.DataFrame(rows)
 
 
-def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: str = "matrix_exp") -> float:
+def large_rows(device, tokens, lengths, sizes=(512, 1024)) -> list[dict]:
+    """The steps that decide the large profile's cost: the GRU's, and the linear unigram
+    intervention's with each orthogonal map (``speedup`` against matrix_exp), one model each, timed
+    in few repeats (a step of N = 1024 takes seconds)."""
+    from .interventions import ORTHOGONAL_MAPS
+    quick = {"repeats": 3, "n": 2, "warmup": 1}
+    rows = []
+    for H in sizes:
+        gru = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device, **quick)
+        rows.append({"device": device.type, "what": "GRU train step (ours), fp32", "size": H, "ms": gru * 1e3})
+        times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
+        rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}", "size": H, "ms": t * 1e3,
+                  "speedup": times["matrix_exp"] / t} for m, t in times.items()]
+    return rows
+
+
+def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: str = "matrix_exp", **timing) -> float:
     """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches),
     the step of ``train.fit`` (MethodTrainee.loss, train.optimizer_step)."""
     gru = RepeatGRU([ModelConfig(size)] * k).to(device).requires_grad_(False)
@@ -162,28 +179,32 @@ def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: 
     t, l = data.load(trainee.module.train_set, size=20_000)
     samplers = [BatchSampler(len(t), 256, seed) for seed in range(k)]
     gru.train()
-    return time_steps(lambda: optimizer_step(opt, trainee.loss(*batch(t, l, sample(samplers), device))), device)
+    return time_steps(lambda: optimizer_step(opt, trainee.loss(*batch(t, l, sample(samplers), device))), device,
+                      **timing)
 
 
-def cuda_group_rows(device, tokens, lengths, sizes=(64, 256, 1024), k: int = 16) -> list[dict]:
+def cuda_group_rows(device, tokens=None, lengths=None, sizes=(64, 256, 1024), k: int = 16) -> list[dict]:
     """A group of k GRUs in one process against one GRU per process (timed alone: a lower bound on
     what several processes sharing the card get), per model-step; and the paper profile's GPU-hours
-    at the group rates."""
+    at the group rates.  ``tokens, lengths``: the training set (default: its first 50,000)."""
+    if tokens is None:
+        tokens, lengths = data.load("train", size=50_000)
+    device = torch.device(device)
     rows, rates = [], {}
     for H in sizes:
         one = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
         group = time_steps(training_step(RepeatGRU([ModelConfig(H)] * k).to(device), tokens, lengths, device), device)
         rates[H] = k / group
-        rows.append({"device": "cuda", "what": f"GRU train step, group of {k} (model-steps/s)", "size": H,
+        rows.append({"device": device.type, "what": f"GRU train step, group of {k} (model-steps/s)", "size": H,
                      "ms": group * 1e3, "steps_per_s": k / group, "speedup": one * k / group})
-        rows.append({"device": "cuda", "what": "GRU train step, one model per process (model-steps/s)", "size": H,
-                     "ms": one * 1e3, "steps_per_s": 1 / one})
+        rows.append({"device": device.type, "what": "GRU train step, one model per process (model-steps/s)",
+                     "size": H, "ms": one * 1e3, "steps_per_s": 1 / one})
     counts = step_counts()
     per_size = counts["our_steps"] / len(PROFILES["paper"].sizes)
     # sizes not timed take the rate of the next larger timed size (a larger GRU is not faster)
     rate = lambda n: rates[min((s for s in rates if s >= n), default=max(rates))]
     hours = sum(per_size / rate(n) for n in PROFILES["paper"].sizes) / 3600
-    rows.append({"device": "cuda", "what": "paper profile, projected GPU-hours at the group rates", "size": 0,
+    rows.append({"device": device.type, "what": "paper profile, projected GPU-hours at the group rates", "size": 0,
                  "value": hours})
     return rows
 

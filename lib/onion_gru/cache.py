@@ -176,6 +176,7 @@ class Checkpoint:
 
     def __init__(self, kind: str, entries: list[tuple[str, dict]], root: Path | None = None):
         self.keys = [f"{label}-{config_hash(config)}" for label, config in entries]
+        self.kind, self.config = kind, entries[0][1]  # what the group trains (read by ``status``)
         self.name = "+".join(label for label, _ in entries)
         self.folder = (root or data_root()) / "checkpoints" / kind
         digest = hashlib.sha256("+".join(self.keys).encode()).hexdigest()[:12]
@@ -214,8 +215,8 @@ class Checkpoint:
         with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tmp", delete=False) as f:
             torch.save(state, f)
         os.replace(f.name, self.path)
-        info = {"meta": self.meta(), "name": self.name, "step": state["step"], "seconds": round(state["seconds"], 1),
-                "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        info = {"meta": self.meta(), "name": self.name, "kind": self.kind, "config": self.config, "step": state["step"],
+                "seconds": round(state["seconds"], 1), "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as f:
             json.dump(info, f, indent=1)
         os.replace(f.name, self.path.with_suffix(".json"))

@@ -38,6 +38,9 @@ def parse_args(argv=None):
     t.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                    help="checkpoint every running group and exit after this many minutes (rerun to continue)")
     t.add_argument("--dry-run", action="store_true", help="list the missing jobs and stop")
+    st = sub.add_parser("status", help="what each profile has done, has in progress and lacks (onion_gru.status)")
+    st.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
+    st.add_argument("--methods", nargs="+", help="analyses to count (default: the profile's); 'none' for GRUs only")
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
     tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
     tidy.add_argument("paths", nargs="+")
@@ -56,6 +59,15 @@ def main(argv=None) -> int:
         return 0
     from .analysis import METHODS
     from .jobs import missing_jobs, run_jobs
+    if args.command == "status":
+        from .status import report
+        try:
+            profiles = [get_profile(name) for name in args.profile]
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(report(profiles, lambda p: [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))))
+        return 0
     try:
         profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in args.profile]
         plans = [(p, [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))) for p in profiles]

@@ -53,13 +53,16 @@ def _configs(job: Job):
     return gru, (AnalysisConfig.from_profile(job.profile, job.method, gru) if job.method else None)
 
 
-def is_done(job: Job) -> bool:
+def entry(job: Job) -> tuple[str, str, dict]:
+    """The cache kind, label and config of the job's entry."""
     from .analysis import analysis_entry
     from .train import gru_entry
     gru, analysis = _configs(job)
-    if analysis is None:
-        return cache.is_cached("gru", *gru_entry(gru))
-    return cache.is_cached("analysis", *analysis_entry(gru, analysis))
+    return ("gru", *gru_entry(gru)) if analysis is None else ("analysis", *analysis_entry(gru, analysis))
+
+
+def is_done(job: Job) -> bool:
+    return cache.is_cached(*entry(job))
 
 
 def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
