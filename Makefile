@@ -9,17 +9,12 @@ NB_SRC  := $(sort $(wildcard notebooks/src/[0-9][0-9]_*.py))
 STEMS   := $(notdir $(NB_SRC:.py=))
 WORKERS ?= 2
 
-# The laptop profile's executed notebooks are the committed ones in notebooks/; other profiles
-# write theirs (and their figures, see lib/onion_gru/report.py) under build/<profile>/.
-ifeq ($(PROFILE),laptop)
-NB_OUT := notebooks
-else
-NB_OUT := build/$(PROFILE)/notebooks
-endif
-# smoke models are never shipped: they live under build/
-ifeq ($(PROFILE),smoke)
-export ONION_GRU_DATA ?= $(CURDIR)/build/smoke-data
-endif
+# Where a profile's cache, figures and executed notebooks live are fields of its Profile
+# (lib/onion_gru/profiles.py), read here through `onion_gru where`: the laptop profile's notebooks
+# are the committed ones in notebooks/, the smoke profile's cache is build/smoke-data (never shipped).
+WHERE = $(PY) -m onion_gru where --profile $(PROFILE)
+# the profile's own cache unless the caller names one
+DATA = ONION_GRU_DATA=$${ONION_GRU_DATA:-$(CURDIR)/$$($(WHERE) data)}
 # FRESH=1: an empty cache under build/fresh, so everything is retrained from scratch
 ifdef FRESH
 export ONION_GRU_DATA := $(CURDIR)/build/fresh/data
@@ -37,15 +32,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
+# the one entry point for compute: notebooks only read the cache
 train: $(STAMP)
-	$(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
+	$(DATA) $(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
 
 # Beyond the paper (notebooks 07, 08): the LSTM, Elman and GRU-size-grid profiles, into the same
 # cache; then the two notebooks again.  Hours on 2 cores (README, "Beyond the paper"); never part of
 # `make reproduce`, whose notebooks read these profiles' shipped results only.
 extensions: $(STAMP)
-	$(PY) -m onion_gru train --workers $(WORKERS) --profile \
-	    $$($(PY) -c 'from onion_gru.profiles import EXTENSIONS; print(*EXTENSIONS)')
+	$(DATA) $(PY) -m onion_gru train --workers $(WORKERS) --profile $(PROFILE) --with-extensions
 	rm -f build/$(PROFILE)/07_cells.done build/$(PROFILE)/08_size_grid.done
 	$(MAKE) reproduce
 
@@ -54,21 +49,23 @@ extensions: $(STAMP)
 # notebook's source or to lib/ reruns it.
 STAMPS := $(STEMS:%=build/$(PROFILE)/%.done)
 reproduce: $(STAMPS)
-	@echo "executed notebooks in $(NB_OUT)/; figures and tables: see the README"
+	@echo "executed notebooks in $$($(WHERE) notebooks)/; figures and tables: see the README"
 
 # order-only: the train stage runs first, but a fresher cache alone does not rerun a notebook
 build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) $(FORCE) | train
-	@mkdir -p build/src build/$(PROFILE) $(NB_OUT)
+	@mkdir -p build/src build/$(PROFILE) $$($(WHERE) notebooks)
 	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 -o build/src/$*.ipynb $<
-	$(VENV)/bin/papermill build/src/$*.ipynb $(NB_OUT)/$*.ipynb -k python3 --cwd notebooks \
+	$(DATA) $(VENV)/bin/papermill build/src/$*.ipynb $$($(WHERE) notebooks)/$*.ipynb -k python3 --cwd notebooks \
 	    --no-progress-bar -p profile $(PROFILE)
-	$(PY) -m onion_gru tidy-notebook $(NB_OUT)/$*.ipynb
+	$(PY) -m onion_gru tidy-notebook $$($(WHERE) notebooks)/$*.ipynb
 	@touch $@
 
-# Unit tests, then every notebook under the smoke profile through nbval (models trained on the
-# fly into build/smoke-data, figures under build/smoke/).
+# Unit tests, then every notebook under the smoke profile through nbval: the smoke profile and its
+# extensions trained first by the one entry point into build/smoke-data, figures under build/smoke/.
 test: $(STAMP)
-	ONION_GRU_DATA=$(CURDIR)/build/smoke-data ONION_GRU_PROFILE=smoke $(PY) -m pytest tests \
+	data=$(CURDIR)/$$($(PY) -m onion_gru where --profile smoke data) && \
+	ONION_GRU_DATA=$$data $(PY) -m onion_gru train --profile smoke --with-extensions --workers $(WORKERS) && \
+	ONION_GRU_DATA=$$data ONION_GRU_PROFILE=smoke $(PY) -m pytest tests \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout 900 $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
 bench: $(STAMP)

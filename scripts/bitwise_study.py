@@ -36,10 +36,10 @@ def child(steps: int, weights_path: str) -> dict:
     from onion_gru import data
     from onion_gru.analysis import AnalysisConfig, train_methods
     from onion_gru.bench import time_steps, training_step
-    from onion_gru.model import ModelConfig, RepeatGRU
+    from onion_gru.model import ModelConfig, RepeatRNN
     from onion_gru.profiles import Budget
-    from onion_gru.train import GRUConfig, train_grus
-    config = GRUConfig(64, "autoregressive", 0, Budget.fixed(steps, curve_size=200), train_size=100_000)
+    from onion_gru.train import RNNConfig, train_grus
+    config = RNNConfig(64, "autoregressive", 0, Budget.fixed(steps, curve_size=200), train_size=100_000)
     model, (metrics,) = train_grus([config], "cpu", eval_size=200)
     model.eval().requires_grad_(False)
     state = model.member_state(0)
@@ -50,7 +50,7 @@ def child(steps: int, weights_path: str) -> dict:
     torch.save(state, weights_path)
     digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
     tokens, lengths = data.load("train", size=100_000)
-    ms = {f"ms_step_N{n}": 1e3 * time_steps(training_step(RepeatGRU(ModelConfig(n)), tokens, lengths, torch.device("cpu")), torch.device("cpu"))
+    ms = {f"ms_step_N{n}": 1e3 * time_steps(training_step(RepeatRNN(ModelConfig(n)), tokens, lengths, torch.device("cpu")), torch.device("cpu"))
           for n in (64, 128)}
     return {"weights_sha": digest, "capability": torch.backends.cpu.get_cpu_capability(),
             "accuracy": metrics["valid"]["accuracy"], **ms}

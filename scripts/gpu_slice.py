@@ -19,15 +19,15 @@ import torch
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
-from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget
-from onion_gru.train import GRUConfig, default_device, gru_hash, train_grus
+from onion_gru.train import RNNConfig, default_device, gru_hash, train_grus
 from onion_gru import data
 
 
 def seconds_per_gru_step(size: int, device) -> float:
     tokens, lengths = data.load("train")
-    step = training_step(RepeatGRU(ModelConfig(size)).to(device), tokens, lengths, device)
+    step = training_step(RepeatRNN(ModelConfig(size)).to(device), tokens, lengths, device)
     return time_steps(step, device, repeats=1, n=40, warmup=10)
 
 
@@ -45,7 +45,7 @@ def main():
     report = {"device": cache.environment(), "size": args.size, "variant": args.variant}
     t_step = seconds_per_gru_step(args.size, device)
     gru_steps = max(int(min(40_000, args.gru_seconds / t_step) // 500 * 500), 500)
-    config = GRUConfig(args.size, args.variant, 0, Budget.fixed(gru_steps, max(gru_steps // 10, 1)))
+    config = RNNConfig(args.size, args.variant, 0, Budget.fixed(gru_steps, max(gru_steps // 10, 1)))
     model, (metrics,) = train_grus([config], device)
     model.eval().requires_grad_(False)
     report["gru"] = {"config": asdict(config), "metrics": metrics, "measured_seconds_per_step": t_step}

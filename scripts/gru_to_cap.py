@@ -16,7 +16,7 @@ import torch
 
 from onion_gru.profiles import CONVERGED_GRU, Budget
 from onion_gru.report import ROOT
-from onion_gru.train import GRUConfig, train_grus
+from onion_gru.train import RNNConfig, train_grus
 
 
 def stop(budget: Budget, curve: list[dict]) -> dict:
@@ -32,7 +32,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(1)
     budget = Budget.fixed(args.steps, CONVERGED_GRU.eval_every, CONVERGED_GRU.curve_size)
-    configs = [GRUConfig(args.size, args.variant, seed, budget) for seed in args.seeds]
+    configs = [RNNConfig(args.size, args.variant, seed, budget) for seed in args.seeds]
     _, metrics = train_grus(configs, torch.device("cpu"))
     rows = [{"size": args.size, "variant": args.variant, "seed": c.seed, **point}
             for c, m in zip(configs, metrics) for point in m["curve"]]

@@ -37,7 +37,7 @@ def test_time_interleaved_calls_each_step_in_turns():
 def test_reference_and_ours_compute_the_same_loss():
     """The reference is the same model written directly: with our weights it gives our logits."""
     torch.manual_seed(0)
-    ours = bench.RepeatGRU(bench.ModelConfig(12))
+    ours = bench.RepeatRNN(bench.ModelConfig(12))
     ref = bench.DirectSeq2Seq(12)
     ref.load_state_dict(ours.member_state(0))  # same parameter names and shapes
     x, lengths = torch.randint(0, 30, (5, 7)), torch.tensor([7, 3, 5, 2, 7])

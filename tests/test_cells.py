@@ -10,11 +10,11 @@ import torch.nn as nn
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, get_analysis
 from onion_gru.cells import GroupElman, GroupLSTM
-from onion_gru.fastgru import Packing
+from onion_gru.packed import Packing
 from onion_gru.jobs import missing_jobs, run_jobs
-from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget, extension, get_profile
-from onion_gru.train import GRUConfig, get_gru, gru_hash
+from onion_gru.train import RNNConfig, get_gru, gru_hash
 
 H, I = 6, 5
 REFERENCE = {GroupElman: lambda: nn.RNN(I, H, nonlinearity="tanh"), GroupLSTM: lambda: nn.LSTM(I, H)}
@@ -60,32 +60,32 @@ def test_cell_matches_torch_nn_in_values_and_gradients(cls):
 def test_a_group_member_computes_what_it_computes_alone(cell):
     configs = [ModelConfig(8, "autoregressive", cell), ModelConfig(8, "no_input", cell)]
     torch.manual_seed(1)
-    group = RepeatGRU(configs)
+    group = RepeatRNN(configs)
     tokens, lengths = torch.randint(0, 30, (2, 4, 9)), torch.tensor([[9, 2, 5, 3], [4, 9, 9, 2]])
     h = group.encode(tokens, lengths)
     assert h.shape == (2, 4, configs[0].state_size)
     logits = group.decode(h, tokens, lengths=lengths)
     for k in range(2):
-        alone = RepeatGRU(configs[k]).load_members([group.member_state(k)])
+        alone = RepeatRNN(configs[k]).load_members([group.member_state(k)])
         torch.testing.assert_close(alone.encode(tokens[k:k + 1], lengths[k:k + 1])[0], h[k])
         torch.testing.assert_close(alone.decode(h[k:k + 1], tokens[k:k + 1], lengths=lengths[k:k + 1])[0], logits[k])
 
 
 def test_lstm_state_is_h_and_c():
-    model = RepeatGRU(ModelConfig(8, cell="lstm"))
+    model = RepeatRNN(ModelConfig(8, cell="lstm"))
     assert model.state_size == 16 and model.rnn.weight_ih_l0.shape == (1, 32, 8)
     with pytest.raises(ValueError, match="cell"):
         ModelConfig(8, cell="transformer")
     with pytest.raises(ValueError, match="cell"):
-        RepeatGRU([ModelConfig(8, cell="lstm"), ModelConfig(8)])
+        RepeatRNN([ModelConfig(8, cell="lstm"), ModelConfig(8)])
 
 
 def test_a_gru_config_keeps_its_cache_key():
     """Fields added after entries were shipped (``cell``, ``Budget.floor``) must not move those
     entries' keys while they hold the old value, and must move them when they do not."""
-    config = GRUConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01))
+    config = RNNConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01))
     assert (config.cell, config.budget.floor) == ("gru", None)
-    # the key of this config before GRUConfig had a cell (the shipped laptop N = 64 entry of CODE_VERSION 4)
+    # the key of this config before RNNConfig had a cell (the shipped laptop N = 64 entry of CODE_VERSION 4)
     assert gru_hash(config) == "29258b7282cc"
     lstm = replace(config, cell="lstm")
     assert gru_hash(lstm) != "29258b7282cc"
@@ -105,9 +105,9 @@ def test_extension_profiles_under_smoke_keep_smoke_sizes():
     # the grid reuses the laptop's models: same configs, so the same cache entries
     laptop, full_grid = get_profile("laptop"), get_profile("grid")
     assert set(laptop.sizes) < set(full_grid.sizes)
-    assert GRUConfig.from_profile(full_grid, 64, "no_input", 1) == GRUConfig.from_profile(laptop, 64, "no_input", 1)
+    assert RNNConfig.from_profile(full_grid, 64, "no_input", 1) == RNNConfig.from_profile(laptop, 64, "no_input", 1)
     gpu, gpu_grid = get_profile("gpu"), get_profile("gpu_grid")  # and its GPU half the gpu profile's
-    assert GRUConfig.from_profile(gpu_grid, 512, "autoregressive", 0) == GRUConfig.from_profile(gpu, 512, "autoregressive", 0)
+    assert RNNConfig.from_profile(gpu_grid, 512, "autoregressive", 0) == RNNConfig.from_profile(gpu, 512, "autoregressive", 0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "elman"])
@@ -117,7 +117,7 @@ def test_other_cells_train_and_are_analysed_through_the_cache(cache_root, cell):
     assert [j.label for j in grus] == [f"{cell}-N16-autoregressive-s0"]
     run_jobs(grus + analyses, workers=1)
     assert missing_jobs(profile, ["onion_unigram", "probe_gru_ar"]) == ([], [])
-    config = GRUConfig.from_profile(profile, 16, "autoregressive", 0)
+    config = RNNConfig.from_profile(profile, 16, "autoregressive", 0)
     model, manifest = get_gru(config, device="cpu")
     assert model.config.cell == cell and manifest["config"]["cell"] == cell
     assert (cache_root / "gru" / f"{config.label}-{gru_hash(config)}").is_dir()

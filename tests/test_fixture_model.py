@@ -4,14 +4,14 @@ from pathlib import Path
 
 import torch
 
-from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.model import ModelConfig, RepeatRNN
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_gru"
 
 
 def load():
     meta = json.loads((FIXTURE / "meta.json").read_text())
-    model = RepeatGRU(ModelConfig(meta["hidden_size"], meta["variant"]))
+    model = RepeatRNN(ModelConfig(meta["hidden_size"], meta["variant"]))
     model.load_members([torch.load(FIXTURE / "weights.pt", weights_only=True)])  # a single model's state dict
     return model, torch.load(FIXTURE / "reference.pt", weights_only=True)
 
@@ -39,3 +39,24 @@ def test_fixture_matches_a_hand_written_gru_cell():
             n = torch.tanh(gi[16:] + r * gh[16:])
             h = (1 - z) * n + z * h
     torch.testing.assert_close(h, ref["h"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_fixture_script_regenerates_the_committed_fixture(tmp_path):
+    """tests/fixtures/make_tiny_gru.py, run again: the same weights and metadata, and reference
+    outputs equal to the committed ones to the tolerance above (they were computed by an earlier
+    implementation of the same GRU)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_tiny_gru", FIXTURE.parent / "make_tiny_gru.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(tmp_path)
+    assert json.loads((tmp_path / "meta.json").read_text())["hidden_size"] == 8
+    assert {k: v for k, v in json.loads((tmp_path / "meta.json").read_text()).items() if k != "torch"} == \
+        {k: v for k, v in json.loads((FIXTURE / "meta.json").read_text()).items() if k != "torch"}
+    new, old = (torch.load(d / "weights.pt", weights_only=True) for d in (tmp_path, FIXTURE))
+    assert new.keys() == old.keys() and all(torch.equal(new[k], old[k]) for k in new)
+    new, old = (torch.load(d / "reference.pt", weights_only=True) for d in (tmp_path, FIXTURE))
+    for name in ("tokens", "lengths", "greedy"):
+        assert torch.equal(new[name], old[name]), name
+    torch.testing.assert_close(new["h"], old["h"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(new["logits"], old["logits"], rtol=1e-5, atol=1e-5)

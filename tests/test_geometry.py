@@ -3,7 +3,7 @@ import torch
 from onion_gru.toy import LinearStore, OnionStore
 from onion_gru.geometry import change_norms, change_vectors, cross_position_cosine
 from onion_gru.internals import run_with_gates
-from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.model import ModelConfig, RepeatRNN
 
 
 def test_onion_store_changes_one_direction_with_layered_magnitudes():
@@ -21,7 +21,7 @@ def test_linear_store_changes_separate_directions():
 
 def test_gate_recording_matches_the_model():
     torch.manual_seed(0)
-    model = RepeatGRU(ModelConfig(8))
+    model = RepeatRNN(ModelConfig(8))
     tokens = [10, 11, 1, 12]
     rec = run_with_gates(model, tokens)
     x = torch.tensor([[tokens]])

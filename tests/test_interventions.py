@@ -9,7 +9,7 @@ from onion_gru.toy import LinearStore, OnionStore
 from onion_gru import cache, data
 from onion_gru.analysis import METHODS, AnalysisConfig, build, evaluate_method, train_methods
 from onion_gru.interventions import ORTHOGONAL_MAPS, LinearBigram, LinearUnigram, OnionUnigram, RotatedSubspacePatch
-from onion_gru.model import ModelConfig, RepeatGRU
+from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget
 
 
@@ -146,7 +146,7 @@ def test_trained_onion_intervention_finds_the_onion_store(gamma):
 def test_gru_is_bitwise_unchanged(method):
     """Every intervention and probe: the frozen GRU's weights are bitwise the same afterwards."""
     torch.manual_seed(0)
-    gru = RepeatGRU(ModelConfig(8)).eval().requires_grad_(False)
+    gru = RepeatRNN(ModelConfig(8)).eval().requires_grad_(False)
     before = {k: v.clone() for k, v in gru.state_dict().items()}
     module, metrics = train_methods(gru, [AnalysisConfig(method, "tiny", Budget.fixed(5), train_size=2000, eval_size=50)])
     assert all(torch.equal(before[k], v) for k, v in gru.state_dict().items())
@@ -161,11 +161,11 @@ def test_a_method_trained_in_a_group_is_the_method_trained_alone(method):
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        grus = RepeatGRU([ModelConfig(8), ModelConfig(8, "no_input")]).eval().requires_grad_(False)
+        grus = RepeatRNN([ModelConfig(8), ModelConfig(8, "no_input")]).eval().requires_grad_(False)
         configs = [AnalysisConfig(method, f"gru{k}", Budget.fixed(6), seed=k, train_size=2000, eval_size=50) for k in range(2)]
         group, metrics = train_methods(grus, configs)
         for k in range(2):
-            gru = RepeatGRU(grus.configs[k]).load_members([grus.member_state(k)]).eval().requires_grad_(False)
+            gru = RepeatRNN(grus.configs[k]).load_members([grus.member_state(k)]).eval().requires_grad_(False)
             alone, (alone_metrics,) = train_methods(gru, [configs[k]])
             for name, value in alone.state_dict().items():
                 torch.testing.assert_close(group.state_dict()[name][k], value[0], rtol=0, atol=1e-10)

@@ -10,7 +10,7 @@ import pytest
 from onion_gru import cache
 from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, needs, next_group, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
-from onion_gru.train import GRUConfig
+from onion_gru.train import RNNConfig
 
 SMOKE = get_profile("smoke").check(sizes=[16], variants=["autoregressive"])
 
@@ -27,7 +27,7 @@ def test_paper_profile_is_the_authors_protocol():
     assert (p.gru.max_steps, p.analysis.max_steps, p.batch_size) == (40_000, 60_000, 256)
     assert p.gru.patience == p.analysis.patience == 0  # fixed step counts, no convergence rule
     assert (p.train_size, p.eval_size) == (1_000_000, 5_000)
-    config = GRUConfig.from_profile(p, 64, "autoregressive", 0)
+    config = RNNConfig.from_profile(p, 64, "autoregressive", 0)
     assert (config.lr, config.weight_decay) == (1e-3, 0.1)
     assert len(p.grus()) == 60  # the 60 GRUs that every analysis shares
     assert PROFILES["smoke"].grus() == [(16, "autoregressive", 0), (16, "no_input", 0),

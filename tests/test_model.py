@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from onion_gru.model import NO_INPUT, SOS, ModelConfig, RepeatGRU, exact_match, sequence_loss
+from onion_gru.model import NO_INPUT, SOS, ModelConfig, RepeatRNN, exact_match, sequence_loss
 
 
 @pytest.mark.parametrize("variant", ["autoregressive", "no_input"])
 def test_encode_then_decode_is_one_gru_pass(variant):
     torch.manual_seed(0)
-    model = RepeatGRU(ModelConfig(12, variant))
+    model = RepeatRNN(ModelConfig(12, variant))
     x = torch.randint(0, 30, (1, 5, 6))
     lengths = torch.full((1, 5), 6)
     logits = model.decode(model.encode(x, lengths), x)
@@ -21,7 +21,7 @@ def test_encode_then_decode_is_one_gru_pass(variant):
 def test_forward_is_the_same_function_with_and_without_padding(variant):
     """A sequence's logits do not depend on the other sequences of its batch or on their lengths."""
     torch.manual_seed(0)
-    model = RepeatGRU(ModelConfig(12, variant))
+    model = RepeatRNN(ModelConfig(12, variant))
     x = torch.randint(0, 30, (1, 4, 5))
     same = model(x, torch.full((1, 4), 5))
     mixed = model(torch.cat([x, torch.randint(0, 30, (1, 1, 5))], 1), torch.tensor([[5, 5, 5, 5, 2]]))
@@ -32,7 +32,7 @@ def test_forward_is_the_same_function_with_and_without_padding(variant):
 def test_decode_with_lengths_skips_the_padding():
     """Given lengths, positions inside each length are unchanged and those past it are 0."""
     torch.manual_seed(0)
-    model = RepeatGRU(ModelConfig(12))
+    model = RepeatRNN(ModelConfig(12))
     x, lengths = torch.randint(0, 30, (1, 3, 6)), torch.tensor([[6, 2, 4]])
     h = model.encode(x, lengths)
     inside = (torch.arange(6) < lengths[..., None])[..., None]
@@ -41,7 +41,7 @@ def test_decode_with_lengths_skips_the_padding():
 
 def test_encode_uses_each_sequence_own_length():
     torch.manual_seed(0)
-    model = RepeatGRU(ModelConfig(8))
+    model = RepeatRNN(ModelConfig(8))
     x = torch.randint(0, 30, (1, 2, 7))
     h = model.encode(x, torch.tensor([[3, 7]]))
     torch.testing.assert_close(h[:, 0], model.encode(x[:, :1, :3], torch.tensor([[3]]))[:, 0])
@@ -56,7 +56,7 @@ def test_encode_uses_each_sequence_own_length():
 def test_parameter_counts_match_the_authors():
     """A member's stored state holds the single model's parameters: the authors' counts."""
     for H, expected in [(48, 17_070), (64, 28_894), (1024, 6_360_094)]:
-        group = RepeatGRU([ModelConfig(H), ModelConfig(H, "no_input")])
+        group = RepeatRNN([ModelConfig(H), ModelConfig(H, "no_input")])
         assert sum(v.numel() for v in group.member_state(0).values()) == expected
         assert sum(v.numel() for v in group.member_state(1).values()) == expected + H
 
@@ -64,7 +64,7 @@ def test_parameter_counts_match_the_authors():
 def test_members_initialise_as_torch_nn_does():
     """K = 1 draws PyTorch's default initialisation in nn's order: nn.Embedding, nn.GRU, nn.Linear."""
     torch.manual_seed(3)
-    model = RepeatGRU(ModelConfig(8, "no_input"))
+    model = RepeatRNN(ModelConfig(8, "no_input"))
     torch.manual_seed(3)
     emb, rnn, fc = torch.nn.Embedding(32, 8), torch.nn.GRU(8, 8), torch.nn.Linear(8, 30)
     expected = {"embedding.weight": emb.weight, **{f"rnn.{k}": v for k, v in rnn.state_dict().items()},
@@ -78,11 +78,11 @@ def test_a_group_runs_each_member_as_it_would_alone():
     """Mixed variants and lengths: every member's logits equal its own group of one."""
     torch.manual_seed(0)
     configs = [ModelConfig(8), ModelConfig(8, "no_input"), ModelConfig(8)]
-    group = RepeatGRU(configs).double()
+    group = RepeatRNN(configs).double()
     x, lengths = torch.randint(0, 30, (3, 4, 6)), torch.randint(2, 7, (3, 4))
     logits = group(x, lengths)
     for k, config in enumerate(configs):
-        alone = RepeatGRU(config).double().load_members([group.member_state(k)])
+        alone = RepeatRNN(config).double().load_members([group.member_state(k)])
         torch.testing.assert_close(logits[k:k + 1], alone(x[k:k + 1], lengths[k:k + 1]), rtol=0, atol=1e-12)
         torch.testing.assert_close(group.generate(group.encode(x, lengths), 6)[k:k + 1],
                                    alone.generate(alone.encode(x[k:k + 1], lengths[k:k + 1]), 6))
@@ -90,7 +90,7 @@ def test_a_group_runs_each_member_as_it_would_alone():
 
 def test_generate_equals_teacher_forcing_when_predictions_are_right():
     torch.manual_seed(0)
-    model = RepeatGRU([ModelConfig(8), ModelConfig(8, "no_input")])
+    model = RepeatRNN([ModelConfig(8), ModelConfig(8, "no_input")])
     h = torch.randn(2, 4, 8)
     free = model.generate(h, 5)
     forced = model.decode(h, free).argmax(-1)  # feeding its own predictions back gives the same

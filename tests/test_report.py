@@ -90,12 +90,12 @@ def test_gpu_table_reads_shipped_manifests_without_weights_or_training(cache_roo
 
     from onion_gru import cache
     from onion_gru.analysis import AnalysisConfig, analysis_entry
-    from onion_gru.train import GRUConfig
+    from onion_gru.train import RNNConfig
 
     monkeypatch.setattr(report, "figure_dir", lambda profile: tmp_path)
     gpu = get_profile("gpu")
     assert "No gpu-profile results" in report.gpu_table(["probe_linear"], "x")
-    gru = GRUConfig.from_profile(gpu, 1024, "no_input", 0)
+    gru = RNNConfig.from_profile(gpu, 1024, "no_input", 0)
     config = AnalysisConfig.from_profile(gpu, "probe_linear", gru)
     path = cache.entry_dir("analysis", *analysis_entry(gru, config))
     path.mkdir(parents=True)

@@ -14,11 +14,11 @@ import torch
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, get_analyses
 from onion_gru.profiles import Budget
-from onion_gru.train import GRUConfig, Stopped, get_grus, gru_entry, gru_hash
+from onion_gru.train import RNNConfig, Stopped, get_grus, gru_entry, gru_hash
 
 BUDGET = Budget(60, 10, min_steps=20, patience=20, min_gain=0.0, curve_size=100)
-GRUS = [GRUConfig(16, "autoregressive", 0, BUDGET, train_size=5_000),
-        GRUConfig(16, "no_input", 1, BUDGET, train_size=5_000)]
+GRUS = [RNNConfig(16, "autoregressive", 0, BUDGET, train_size=5_000),
+        RNNConfig(16, "no_input", 1, BUDGET, train_size=5_000)]
 
 
 def at_step(n):
@@ -119,7 +119,7 @@ def test_a_shipped_gru_retrained_by_the_loop_retraces_its_recorded_curve():
     an Intel Xeon against the AMD EPYC that trained it, the same accuracies and losses within 2e-7)."""
     from onion_gru.profiles import get_profile
     from onion_gru.train import train_grus
-    config = GRUConfig.from_profile(get_profile("laptop"), 48, "autoregressive", 0)
+    config = RNNConfig.from_profile(get_profile("laptop"), 48, "autoregressive", 0)
     shipped = cache.read_manifest("gru", *gru_entry(config))["metrics"]["curve"][:2]
     _, (metrics,) = train_grus([replace(config, budget=replace(config.budget, max_steps=1000))], "cpu", eval_size=1000)
     assert [p["step"] for p in metrics["curve"]] == [p["step"] for p in shipped] == [500, 1000]

@@ -5,7 +5,7 @@ from onion_gru import cache
 from onion_gru.jobs import missing_jobs, run_jobs
 from onion_gru.profiles import get_profile
 from onion_gru.status import job_rows, report
-from onion_gru.train import GRUConfig, Stopped, get_grus, gru_entry
+from onion_gru.train import RNNConfig, Stopped, get_grus, gru_entry
 
 SMOKE = get_profile("smoke").check(sizes=[16])
 
@@ -13,7 +13,7 @@ SMOKE = get_profile("smoke").check(sizes=[16])
 def test_status_counts_each_state_and_estimates_from_recorded_rates(cache_root):
     gru_jobs, _ = missing_jobs(SMOKE, [])
     run_jobs(gru_jobs[:1], workers=1)  # the autoregressive GRU: done (or capped)
-    other = GRUConfig.from_profile(SMOKE, 16, "no_input", 0)
+    other = RNNConfig.from_profile(SMOKE, 16, "no_input", 0)
     calls = iter(range(1, 100))
     with pytest.raises(Stopped):
         get_grus([other], "cpu", eval_size=SMOKE.eval_size, stop=lambda: next(calls) >= 30)
@@ -23,7 +23,7 @@ def test_status_counts_each_state_and_estimates_from_recorded_rates(cache_root):
     assert rows["N16-no_input-s0"]["state"] == "in progress" and rows["N16-no_input-s0"]["step"] == 30
     assert rows["N16-autoregressive-s0-probe_linear"]["state"] == "missing"
     # the in-progress GRU: the finished one's steps (at most the cap) less its 30, at the finished one's rate
-    manifest = cache.read_manifest("gru", *gru_entry(GRUConfig.from_profile(SMOKE, 16, "autoregressive", 0)))
+    manifest = cache.read_manifest("gru", *gru_entry(RNNConfig.from_profile(SMOKE, 16, "autoregressive", 0)))
     rate = manifest["metrics"]["seconds_per_step"]
     assert rows["N16-no_input-s0"]["hours_left"] == pytest.approx(max(first["step"] - 30, 0) * rate / 3600)
     assert rows["N16-autoregressive-s0-probe_linear"]["hours_left"] is None  # no probe has run: unknown

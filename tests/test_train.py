@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import BatchSampler, GRUConfig, evaluate, get_gru, get_grus, optimizer, train_grus
+from onion_gru.train import BatchSampler, RNNConfig, evaluate, get_gru, get_grus, optimizer, train_grus
 from onion_gru.data import load
-from onion_gru.model import RepeatGRU
+from onion_gru.model import RepeatRNN
 from onion_gru.profiles import Budget
 
-TINY = GRUConfig(hidden_size=16, variant="autoregressive", seed=0, budget=Budget.fixed(12, 6), train_size=5_000)
+TINY = RNNConfig(hidden_size=16, variant="autoregressive", seed=0, budget=Budget.fixed(12, 6), train_size=5_000)
 
 
 def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
@@ -19,9 +19,9 @@ def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
     spec = data.DatasetSpec(2, 3, 20_000, 7)
     tokens, lengths = (torch.from_numpy(a) for a in data.generate(spec))
     torch.manual_seed(0)
-    from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss
+    from onion_gru.model import ModelConfig, RepeatRNN, sequence_loss
     from onion_gru.train import batch
-    model = RepeatGRU(ModelConfig(64))
+    model = RepeatRNN(ModelConfig(64))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
     sampler, start = BatchSampler(len(tokens) - 1000, 256, 0), time.time()
     accuracy = 0.0
@@ -55,7 +55,7 @@ def test_a_gru_trained_in_a_group_is_the_gru_trained_alone(monkeypatch):
         group, metrics = train_grus(configs, "cpu", eval_size=100)
         for k, config in enumerate(configs):
             alone, (alone_metrics,) = train_grus([config], "cpu", eval_size=100)
-            start = RepeatGRU(config.model_config)
+            start = RepeatRNN(config.model_config)
             for name, value in alone.member_state(0).items():
                 torch.testing.assert_close(group.member_state(k)[name], value, rtol=0, atol=1e-10)
             assert (group.member_state(k)["rnn.weight_hh_l0"] - start.member_state(0)["rnn.weight_hh_l0"]).abs().max() > 1e-3
@@ -91,13 +91,13 @@ def test_sampler_covers_each_epoch_once():
 
 def test_fused_adamw_is_the_default_adamw():
     """train.optimizer's fused AdamW takes the same steps as the default one (up to float rounding)."""
-    from onion_gru.model import ModelConfig, RepeatGRU, sequence_loss
+    from onion_gru.model import ModelConfig, RepeatRNN, sequence_loss
     tokens, lengths = load("valid")
     weights = []
     for make in (lambda m: torch.optim.AdamW(m.parameters(), lr=TINY.lr, weight_decay=TINY.weight_decay),
                  lambda m: optimizer(m, TINY.lr, TINY.weight_decay)):
         torch.manual_seed(0)
-        model = RepeatGRU(ModelConfig(16))
+        model = RepeatRNN(ModelConfig(16))
         start, opt = model.rnn.weight_hh_l0.detach().clone(), make(model)
         for i in range(5):
             x, l = tokens[None, 64 * i:64 * (i + 1)].long(), lengths[None, 64 * i:64 * (i + 1)].long()

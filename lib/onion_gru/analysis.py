@@ -14,10 +14,10 @@ import torch
 from . import cache, data
 from .interventions import INTERVENTIONS, ORTHOGONAL_MAPS, _Intervention
 from .layers import from_members, group_size, member_state, stack_states
-from .model import RepeatGRU, exact_match, sequence_loss
+from .model import RepeatRNN, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import GRUConfig, batch, check_group, default_device, fit, get_grus, gru_hash, summarize
+from .train import RNNConfig, batch, check_group, default_device, fit, get_grus, gru_hash, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
 INTERVENTION_METHODS, PROBE_METHODS = tuple(INTERVENTIONS), tuple(PROBES)
@@ -46,7 +46,7 @@ class AnalysisConfig:
             raise ValueError(f"{self.method} has no rotation: its orthogonal_map stays 'matrix_exp'")
 
     @classmethod
-    def from_profile(cls, profile: Profile, method: str, gru: GRUConfig) -> "AnalysisConfig":
+    def from_profile(cls, profile: Profile, method: str, gru: RNNConfig) -> "AnalysisConfig":
         return cls(method, gru_hash(gru), profile.analysis, gru.seed, profile.train_size, profile.eval_size,
                    profile.batch_size, orthogonal_map=profile.orthogonal_map if METHODS[method].rotated else "matrix_exp")
 
@@ -71,7 +71,7 @@ def generators(seeds) -> list[torch.Generator]:
 
 
 @torch.no_grad()
-def evaluate_method(gru: RepeatGRU, module, tokens, lengths, batch_size: int = 1000) -> list[dict]:
+def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1000) -> list[dict]:
     """Per member of the group (``module``'s member k on ``gru``'s member k, on the same set): exact
     match against the original sequence, teacher-forced and free-running, with the same fixed
     corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state."""
@@ -107,7 +107,7 @@ class MethodTrainee:
     through the GRU into the method's parameters only; each member draws its corruptions (and
     Gumbel noise) from its own generator."""
 
-    def __init__(self, gru: RepeatGRU, configs: list[AnalysisConfig]):
+    def __init__(self, gru: RepeatRNN, configs: list[AnalysisConfig]):
         config = configs[0]
         self.gru, self.device = gru, gru.device
         self.module = build(config.method, gru.state_size, [c.seed for c in configs], config.orthogonal_map).to(gru.device)
@@ -124,7 +124,7 @@ class MethodTrainee:
         return member_state(self.module.state_dict(), k)
 
 
-def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None, eval_data: dict | None = None,
+def train_methods(gru: RepeatRNN, configs: list[AnalysisConfig], train_data=None, eval_data: dict | None = None,
                   checkpoint=None, stop=None) -> tuple[torch.nn.Module, list[dict]]:
     """Train one method on each member of the frozen GRU group (config k on member k) as one group
     (``train.fit``, with ``checkpoint`` and ``stop`` as there; the curve is the accuracy on the first
@@ -157,14 +157,14 @@ def train_methods(gru: RepeatGRU, configs: list[AnalysisConfig], train_data=None
     return module, metrics
 
 
-def analysis_entry(gru_config: GRUConfig, config: AnalysisConfig) -> tuple[str, dict]:
+def analysis_entry(gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
     """The cache label and config of an analysis."""
     if config.gru_hash != gru_hash(gru_config):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
     return f"{gru_config.label}-{config.method}", asdict(config)
 
 
-def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], device=None, stop=None
+def get_analyses(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], device=None, stop=None
                  ) -> tuple[torch.nn.Module, list[dict]]:
     """One method on each of ``gru_configs`` (config k on GRU k), as one group in eval mode, with
     the manifests: from the cache, the missing ones trained now (one group, resumed from its
@@ -181,7 +181,7 @@ def get_analyses(gru_configs: list[GRUConfig], configs: list[AnalysisConfig], de
     return module.to(device or default_device()).eval(), [manifest for _, manifest in found]
 
 
-def get_analysis(gru_config: GRUConfig, config: AnalysisConfig, device=None) -> tuple[torch.nn.Module, dict]:
+def get_analysis(gru_config: RNNConfig, config: AnalysisConfig, device=None) -> tuple[torch.nn.Module, dict]:
     """The trained method for one cached GRU (a group of one): loaded, or trained now and cached."""
     module, (manifest,) = get_analyses([gru_config], [config], device)
     return module, manifest

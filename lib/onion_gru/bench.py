@@ -23,10 +23,10 @@ from . import data
 from .analysis import METHODS, AnalysisConfig, MethodTrainee
 from .cells import CELLS
 from .jobs import MAX_GROUP
-from .model import SOS, ModelConfig, RepeatGRU, sequence_loss
+from .model import SOS, ModelConfig, RepeatRNN, sequence_loss
 from .profiles import PROFILES, Budget
 from .report import ROOT
-from .train import BatchSampler, GRUTrainee, batch, optimizer, optimizer_step, sample
+from .train import BatchSampler, RNNTrainee, batch, optimizer, optimizer_step, sample
 
 
 class DirectSeq2Seq(nn.Module):
@@ -75,15 +75,15 @@ def time_interleaved(steps, device, repeats: int = 15, n: int = 5, warmup: int =
 
 def training_step(model, tokens, lengths, device):
     """One optimizer step on 256 sequences of the training set per model, cycling through 8 prepared
-    batches.  Our model (a group of K) takes the step of ``train.fit`` (GRUTrainee.loss,
+    batches.  Our model (a group of K) takes the step of ``train.fit`` (RNNTrainee.loss,
     train.optimizer_step), each member its own batches; the reference the plain loop."""
-    K = len(model.configs) if isinstance(model, RepeatGRU) else 1
+    K = len(model.configs) if isinstance(model, RepeatRNN) else 1
     samplers = [BatchSampler(len(tokens), 256, seed) for seed in range(K)]
     batches = [batch(tokens, lengths, sample(samplers), device) for _ in range(8)]
     counter = iter(range(10 ** 9))
-    if isinstance(model, RepeatGRU):
+    if isinstance(model, RepeatRNN):
         opt = optimizer(model, lr=1e-3, weight_decay=0.1)
-        trainee = GRUTrainee(model)
+        trainee = RNNTrainee(model)
         return lambda: optimizer_step(opt, trainee.loss(*batches[next(counter) % len(batches)]))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
 
@@ -127,14 +127,14 @@ def run(devices=None, sizes=(48, 64, 128, 256), large_sizes=(512, 1024)) -> pd.D
         for H in sizes:
             torch.manual_seed(0)
             ours, ref = time_interleaved([
-                training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device),
+                training_step(RepeatRNN(ModelConfig(H)).to(device), tokens, lengths, device),
                 training_step(DirectSeq2Seq(H).to(device), tokens, lengths, device)], device)
             gflops = gru_flops(H, mean_tokens) / ours / 1e9
             rows.append({"device": device.type, "what": "GRU train step (ours)", "size": H, "ms": ours * 1e3,
                          "gflops": gflops, "pct_of_matmul": 100 * gflops / peak, "speedup": ref / ours})
             rows.append({"device": device.type, "what": "GRU train step (nn.GRU reference)", "size": H, "ms": ref * 1e3})
         for H in (64, 128):  # the cells of notebook 07, one model each, timed in turns
-            times = time_interleaved([training_step(RepeatGRU(ModelConfig(H, cell=cell)).to(device), tokens, lengths,
+            times = time_interleaved([training_step(RepeatRNN(ModelConfig(H, cell=cell)).to(device), tokens, lengths,
                                                     device) for cell in CELLS], device)
             rows += [{"device": device.type, "what": f"train step, {cell} cell", "size": H, "ms": t * 1e3}
                      for cell, t in zip(CELLS, times)]
@@ -160,7 +160,7 @@ def large_rows(device, tokens, lengths, sizes=(512, 1024)) -> list[dict]:
     quick = {"repeats": 3, "n": 2, "warmup": 1}
     rows = []
     for H in sizes:
-        gru = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device, **quick)
+        gru = time_steps(training_step(RepeatRNN(ModelConfig(H)).to(device), tokens, lengths, device), device, **quick)
         rows.append({"device": device.type, "what": "GRU train step (ours), fp32", "size": H, "ms": gru * 1e3})
         times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
         rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}", "size": H, "ms": t * 1e3,
@@ -171,7 +171,7 @@ def large_rows(device, tokens, lengths, sizes=(512, 1024)) -> list[dict]:
 def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: str = "matrix_exp", **timing) -> float:
     """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches),
     the step of ``train.fit`` (MethodTrainee.loss, train.optimizer_step)."""
-    gru = RepeatGRU([ModelConfig(size)] * k).to(device).requires_grad_(False)
+    gru = RepeatRNN([ModelConfig(size)] * k).to(device).requires_grad_(False)
     configs = [AnalysisConfig(method, "bench", Budget.fixed(1), seed=seed, orthogonal_map=orthogonal_map)
                for seed in range(k)]
     trainee = MethodTrainee(gru, configs)
@@ -192,8 +192,8 @@ def cuda_group_rows(device, tokens=None, lengths=None, sizes=(64, 256, 1024), k:
     device = torch.device(device)
     rows, rates = [], {}
     for H in sizes:
-        one = time_steps(training_step(RepeatGRU(ModelConfig(H)).to(device), tokens, lengths, device), device)
-        group = time_steps(training_step(RepeatGRU([ModelConfig(H)] * k).to(device), tokens, lengths, device), device)
+        one = time_steps(training_step(RepeatRNN(ModelConfig(H)).to(device), tokens, lengths, device), device)
+        group = time_steps(training_step(RepeatRNN([ModelConfig(H)] * k).to(device), tokens, lengths, device), device)
         rates[H] = k / group
         rows.append({"device": device.type, "what": f"GRU train step, group of {k} (model-steps/s)", "size": H,
                      "ms": group * 1e3, "steps_per_s": k / group, "speedup": one * k / group})

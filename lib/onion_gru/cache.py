@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 # Bump when a change to training or analysis code changes what a config produces.
-CODE_VERSION = 4  # 3: models trained as groups (fastgru.py), per-member Gumbel noise; 4: convergence rule
+CODE_VERSION = 4  # 3: models trained as groups (packed.py), per-member Gumbel noise; 4: convergence rule
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data"
 
@@ -146,12 +146,19 @@ def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> 
     return (path / "manifest.json").exists() and (path / "weights.pt").exists()
 
 
-def get_or_train(kind: str, entries: list[tuple[str, dict]], train) -> list[tuple[dict, dict]]:
+class Missing(LookupError):
+    """Entries a reader asked for without leave to compute them."""
+
+
+def get_or_train(kind: str, entries: list[tuple[str, dict]], train=None) -> list[tuple[dict, dict]]:
     """(state_dict, manifest) of each entry: from the cache, the missing ones computed now as one
     group by ``train(missing indices, checkpoint)`` -> (states, metrics), one per missing entry, and
-    stored one entry per model.  The group's checkpoint goes once its entries are written."""
+    stored one entry per model (``train`` None: missing entries raise ``Missing``).  The group's
+    checkpoint goes once its entries are written."""
     found = get_many(kind, entries)
     missing = [i for i, f in enumerate(found) if f is None]
+    if missing and train is None:
+        raise Missing(", ".join(entries[i][0] for i in missing))
     if missing:
         checkpoint, start = Checkpoint(kind, [entries[i] for i in missing]), time.time()
         states, metrics = train(missing, checkpoint)

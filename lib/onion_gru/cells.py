@@ -1,7 +1,7 @@
-"""The recurrent cells a repeat model can use: the GRU (fastgru.py, the paper's cell), and for the
+"""The recurrent cells a repeat model can use: the GRU (packed.py, the paper's cell), and for the
 cell comparison (notebook 07) an Elman RNN (``nn.RNN`` with tanh) and an LSTM (``nn.LSTM``).
 
-Every cell has ``GroupGRU``'s interface (``fastgru.CellWeights``: the weights, ``project``, the
+Every cell has ``GroupGRU``'s interface (``packed.CellWeights``: the weights, ``project``, the
 input projection outside the recurrence, ``state_size`` and ``output``; and ``forward(gi, packing,
 h0, final)`` over packed rows), so the model, the training loop, the cache and all eight methods run
 unchanged on any of them.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .fastgru import CellWeights, GroupGRU, Packing
+from .packed import CellWeights, GroupGRU, Packing
 
 
 class _PackedCell(CellWeights):

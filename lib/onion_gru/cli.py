@@ -28,6 +28,8 @@ def parse_args(argv=None):
     t.add_argument("--variants", nargs="+")
     t.add_argument("--seeds", type=int, nargs="+")
     t.add_argument("--methods", nargs="+", help="analyses to run (default: the profile's); 'none' for GRUs only")
+    t.add_argument("--with-extensions", action="store_true",
+                   help="also the profiles notebooks 07 and 08 read beside each (Profile.extensions)")
     t.add_argument("--workers", type=int, default=None, help="worker processes (default: cores, at most 2)")
     t.add_argument("--group", type=int, default=None,
                    help="most models trained together as one batched group (default: 2 on CPU, 16 on CUDA)")
@@ -41,6 +43,9 @@ def parse_args(argv=None):
     st = sub.add_parser("status", help="what each profile has done, has in progress and lacks (onion_gru.status)")
     st.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
     st.add_argument("--methods", nargs="+", help="analyses to count (default: the profile's); 'none' for GRUs only")
+    where = sub.add_parser("where", help="print a profile's folder: its cache, figures or executed notebooks")
+    where.add_argument("--profile", default=DEFAULT_PROFILE)
+    where.add_argument("what", choices=("data", "figures", "notebooks"))
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
     tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
     tidy.add_argument("paths", nargs="+")
@@ -52,13 +57,17 @@ def main(argv=None) -> int:
     if args.command == "bench":
         from .bench import main as bench_main
         return bench_main()
+    if args.command == "where":
+        profile = get_profile(args.profile)
+        print({"data": profile.data or "data", "figures": profile.figure_dir(), "notebooks": profile.notebook_dir()}[args.what])
+        return 0
     if args.command == "tidy-notebook":
         from .report import tidy_notebook
         for path in args.paths:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
-    from .jobs import missing_jobs, run_jobs
+    from .jobs import missing_jobs, run_jobs, unique
     if args.command == "status":
         from .status import report
         try:
@@ -69,7 +78,10 @@ def main(argv=None) -> int:
         print(report(profiles, lambda p: [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))))
         return 0
     try:
-        profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in args.profile]
+        names = list(args.profile)
+        if args.with_extensions:
+            names += [ext for name in args.profile for _, ext in get_profile(name).extensions]
+        profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in dict.fromkeys(names)]
         plans = [(p, [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))) for p in profiles]
         bad = [m for _, methods in plans for m in methods if m not in METHODS]
         if bad:
@@ -82,6 +94,7 @@ def main(argv=None) -> int:
         grus, analyses = missing_jobs(profile, methods)
         gru_jobs, analysis_jobs = gru_jobs + grus, analysis_jobs + analyses
         print(f"profile {profile.name}: {len(grus)} models and {len(analyses)} analyses to compute")
+    gru_jobs, analysis_jobs = unique(gru_jobs), unique(analysis_jobs)  # an entry two profiles share runs once
     if args.dry_run:
         for job in gru_jobs + analysis_jobs:
             print("  ", job.label)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from .model import RepeatGRU
+from .model import RepeatRNN
 
 
 @torch.no_grad()
-def run_with_gates(model: RepeatGRU, tokens: list[int]) -> dict[str, torch.Tensor]:
+def run_with_gates(model: RepeatRNN, tokens: list[int]) -> dict[str, torch.Tensor]:
     """Read ``tokens`` with a single model (a group of one), then generate them again with teacher
     forcing.  Returns h, r, z, n as [2L, H] tensors (reading steps, then generation steps) and the
     input fed at each step."""

@@ -19,7 +19,7 @@ from torch.nn.utils.parametrizations import orthogonal
 
 from .data import N_SYMBOLS
 from .layers import GroupLinear, gather_rows, take
-from .model import RepeatGRU
+from .model import RepeatRNN
 
 
 def random_tokens(shape, generator, device) -> torch.Tensor:
@@ -37,10 +37,10 @@ class _Intervention(nn.Module):
     """The frozen GRU's own decoder reads the (patched) state."""
     rotated = False  # whether it has a rotation, and so takes an ``orthogonal_map``
 
-    def readout(self, gru: RepeatGRU, h, targets, lengths=None):
+    def readout(self, gru: RepeatRNN, h, targets, lengths=None):
         return gru.decode(h, targets, lengths=lengths)
 
-    def generate(self, gru: RepeatGRU, h, steps: int):
+    def generate(self, gru: RepeatRNN, h, steps: int):
         return gru.generate(h, steps)
 
 
@@ -116,7 +116,7 @@ class LinearUnigram(_Intervention):
         corrupted = torch.where(chosen, x[partner], x)
         return corrupted, partner, chosen
 
-    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
         corrupted, partner, chosen = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)
@@ -151,7 +151,7 @@ class LinearBigram(_Intervention):
         intervene = (v == p[:, None] - 1) | (v == p[:, None])  # p = 8 touches only variable 7
         return corrupted.to(x.device), source.to(x.device), intervene.to(x.device)
 
-    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
         corrupted, source, intervene = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
             h = gru.encode(torch.cat([corrupted, source], 1), torch.cat([lengths, lengths], 1))
@@ -205,7 +205,7 @@ class OnionUnigram(_Intervention):
         corrupted[rows, p] = new
         return corrupted, x[rows, p], new, p
 
-    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
         corrupted, original, new, p = per_member(self.corrupt, x, lengths, generators)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)

@@ -2,7 +2,7 @@
 executors that run the groups.
 
 A job is one model and one cache entry.  Jobs of the same size and method run as one group, one
-batched model in one process (fastgru.py, layers.py), which writes each member's entry when the
+batched model in one process (packed.py, layers.py), which writes each member's entry when the
 group is done.  Local: worker processes, each limited to cores // workers torch threads (two
 2-thread processes on 2 cores ran 38x slower here).  SLURM: one task per group through submitit.
 A group in training checkpoints itself every few minutes (cache.Checkpoint): a killed worker
@@ -48,8 +48,8 @@ class Job:
 
 def _configs(job: Job):
     from .analysis import AnalysisConfig
-    from .train import GRUConfig
-    gru = GRUConfig.from_profile(job.profile, job.size, job.variant, job.seed)
+    from .train import RNNConfig
+    gru = RNNConfig.from_profile(job.profile, job.size, job.variant, job.seed)
     return gru, (AnalysisConfig.from_profile(job.profile, job.method, gru) if job.method else None)
 
 
@@ -126,10 +126,22 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
+def key(job: Job) -> str:
+    """The job's cache entry, ``<kind>/<label>-<hash>``: jobs of two profiles that share it are one."""
+    kind, label, config = entry(job)
+    return f"{kind}/{label}-{cache.config_hash(config)}"
+
+
+def unique(jobs: list[Job]) -> list[Job]:
+    """``jobs`` without the repeats of an entry (the first job of each entry stays)."""
+    return list({key(job): job for job in reversed(jobs)}.values())[::-1]
+
+
 def needs(groups: list[list[Job]]) -> list[set[int]]:
-    """For each group, the groups among ``groups`` that train the GRUs its analyses read."""
-    trains = {replace(job, method=None): i for i, group in enumerate(groups) for job in group if job.method is None}
-    return [{trains[gru] for job in group if job.method and (gru := replace(job, method=None)) in trains}
+    """For each group, the groups among ``groups`` that train the GRUs its analyses read (found by
+    the GRU's entry, whichever profile's job trains it)."""
+    trains = {key(job): i for i, group in enumerate(groups) for job in group if job.method is None}
+    return [{trains[gru] for job in group if job.method and (gru := key(replace(job, method=None))) in trains}
             for group in groups]
 
 

@@ -1,5 +1,5 @@
 """Layers of K models at once: every weight has a leading model axis and every activation a leading
-[K, ...] axis, so one kernel serves the whole group (fastgru.py says why that matters here).
+[K, ...] axis, so one kernel serves the whole group (packed.py says why that matters here).
 
 Names and initial values are those of the ``torch.nn`` layer each replaces (``weight``, ``bias``;
 PyTorch's default initialisation drawn in its order), so a member's state dict is the one a single

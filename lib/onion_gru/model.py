@@ -1,5 +1,5 @@
 """The sequence-repeating GRU: a single-layer GRU that first reads the input and then, from its
-final state h, writes the input out again; a ``RepeatGRU`` holds K of them (a group, K = 1 for one).
+final state h, writes the input out again; a ``RepeatRNN`` holds K of them (a group, K = 1 for one).
 The cell is a GRU unless the config names another (cells.py: the LSTM and Elman comparison).
 
 Reading and generation share the GRU, the embedding and the head (as in the authors' code); it is one
@@ -8,7 +8,7 @@ RNN run over [x_1..x_L, SOS, y_1..y_{L-1}] with the loss on the last L steps.  `
 
 Every tensor has a leading model axis: tokens [K, B, T], lengths [K, B], states [K, B, S] (S = H,
 or 2H for an LSTM), logits [K, B, T, 30].  The members of a group share the hidden size and cell;
-each has its own weights and variant, and computes what it would alone (fastgru.py).
+each has its own weights and variant, and computes what it would alone (packed.py).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .data import N_SYMBOLS
 from .cells import CELLS
-from .fastgru import Packing
+from .packed import Packing
 from .layers import GroupEmbedding, GroupLinear, gather_rows, member_state, stack_states
 
 SOS = N_SYMBOLS  # start-of-generation token id (30)
@@ -53,8 +53,8 @@ class ModelConfig:
         return CELLS[self.cell].width * self.hidden_size
 
 
-class RepeatGRU(nn.Module):
-    """K repeat GRUs of one hidden size.  The shared embedding table has room for NO_INPUT; an
+class RepeatRNN(nn.Module):
+    """K repeat RNNs of one hidden size and cell.  The shared embedding table has room for NO_INPUT; an
     autoregressive member's extra row is 0 and never read, and ``member_state`` leaves it out, so
     a member's state dict is the single model's (the cache format)."""
 
@@ -95,7 +95,7 @@ class RepeatGRU(nn.Module):
         state["embedding.weight"] = state["embedding.weight"][:self.configs[k].vocabulary].clone()
         return state
 
-    def load_members(self, states: list[dict]) -> "RepeatGRU":
+    def load_members(self, states: list[dict]) -> "RepeatRNN":
         padded = []
         for state in states:
             table = state["embedding.weight"]
@@ -111,7 +111,7 @@ class RepeatGRU(nn.Module):
         return self.rnn(self.input_projection(packing.pack(tokens)), packing, final=True)
 
     def input_projection(self, tokens: torch.Tensor) -> torch.Tensor:
-        """W_ih E[token] + b_ih of token ids [K, ...]: the projected table, gathered (fastgru.py says why)."""
+        """W_ih E[token] + b_ih of token ids [K, ...]: the projected table, gathered (packed.py says why)."""
         return gather_rows(self.rnn.project(self.embedding.weight), tokens)
 
     def decoder_inputs(self, targets: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 
 from .data import N_SYMBOLS
-from .fastgru import GroupGRU, Packing
+from .packed import GroupGRU, Packing
 from .interventions import OnionScale
 from .layers import GroupEmbedding, GroupLayerNorm, GroupLinear, gather_rows, group_size
-from .model import SOS, RepeatGRU
+from .model import SOS, RepeatRNN
 
 MAX_LEN = 9
 
@@ -26,14 +26,14 @@ class _ProbeBase(nn.Module):
     chance = 0.0  # guessing a whole sequence of 2-9 tokens
     rotated = False  # no rotation (interventions.RotatedSubspacePatch)
 
-    def state(self, gru: RepeatGRU, x, lengths, generators, patch: bool = True):
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
         with torch.no_grad():
             return gru.encode(x, lengths)
 
     def regularizer(self):
         return torch.zeros(group_size(self), device=next(self.parameters()).device)
 
-    def readout(self, gru, h, targets, lengths=None):  # lengths: see RepeatGRU.decode
+    def readout(self, gru, h, targets, lengths=None):  # lengths: see RepeatRNN.decode
         return self(h, targets)
 
     def generate(self, gru, h, steps: int) -> torch.Tensor:

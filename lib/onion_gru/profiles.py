@@ -6,7 +6,7 @@ sessions.  ``laptop`` is what a 2-core CPU can do in under three hours, every ru
 rule below (``Budget``); the README says why each of its numbers differs from ``paper``.  ``gpu``
 runs all six sizes under the same rule in one short GPU window.  ``smoke`` runs the whole pipeline
 in minutes for CI and proves nothing scientific.  ``lstm``, ``elman``, ``grid`` and ``gpu_grid`` go
-beyond the paper (notebooks 07 and 08, ``EXTENSIONS``).
+beyond the paper (notebooks 07 and 08: the laptop profile's ``extensions``).
 """
 from __future__ import annotations
 
@@ -89,6 +89,25 @@ class Profile:
     cell: str = "gru"  # every model of a profile has one cell (cells.py); "lstm" and "elman" profiles compare
     methods: tuple[str, ...] | None = None  # the analyses it runs (analysis.METHODS); None: all eight
     orthogonal_map: str = "matrix_exp"  # the linear interventions' rotation (interventions.ORTHOGONAL_MAPS)
+    # What a profile is, for the notebooks, the Makefile and the report (never tested by its name):
+    science: bool = True  # False: a pipeline check whose numbers mean nothing (the notebooks say so)
+    data: str | None = None  # its cache, relative to the project root; None: the shipped cache, data/
+    figures: str | None = None  # where its figures and tables go; None: figures/<name>
+    notebooks: str | None = None  # where `make reproduce PROFILE=<name>` writes the executed notebooks
+    # the profiles notebooks 07 and 08 read beside it, by role ("lstm", "elman", "grid"): `make
+    # extensions` trains them for the laptop profile, `make test` for the smoke profile
+    extensions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shipped(self) -> bool:
+        """Whether its results are committed (under data/)."""
+        return self.data is None
+
+    def figure_dir(self) -> str:
+        return self.figures or f"figures/{self.name}"
+
+    def notebook_dir(self) -> str:
+        return self.notebooks or f"build/{self.name}/notebooks"
 
     def grus(self) -> list[tuple[int, str, int]]:
         """Every (size, variant, seed) of the profile: one GRU each, in a fixed order."""
@@ -121,11 +140,14 @@ CELL_MODEL = replace(CONVERGED_GRU, floor=0.05)
 # the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (README)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
+SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", PAPER_SIZES, VARIANTS, (0, 1, 2, 3, 4),
                      gru=Budget.fixed(40_000, 1_000), analysis=Budget.fixed(60_000, 1_000)),
-    "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS),
+    "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
+                      figures="figures", notebooks="notebooks",
+                      extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"))),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
     # (one seed), and the GRU on a finer grid of sizes with the three interventions.  The grid shares
@@ -147,15 +169,16 @@ PROFILES: dict[str, Profile] = {
     # map finds what matrix_exp found before the large profile uses it (same GRUs, same rule).
     "cayley_check": Profile("cayley_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                             methods=("linear_unigram", "linear_bigram"), orthogonal_map="cayley"),
-    "smoke": Profile("smoke", (16, 32), VARIANTS, (0,),
-                     gru=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),
-                     analysis=Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200),
-                     train_size=20_000, eval_size=300),
+    "smoke": Profile("smoke", (16, 32), VARIANTS, (0,), gru=SMOKE_BUDGET, analysis=SMOKE_BUDGET,
+                     train_size=20_000, eval_size=300, science=False, data="build/smoke-data",
+                     figures="build/smoke/figures",
+                     extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid"))),
 }
+# the extension notebooks' companions under smoke (CI runs notebooks 07 and 08 on tiny models)
+PROFILES.update({f"smoke_{name}": replace(PROFILES["smoke"], name=f"smoke_{name}", cell=PROFILES[name].cell,
+                                          methods=PROFILES[name].methods, extensions=())
+                 for name in ("lstm", "elman", "grid")})
 DEFAULT_PROFILE = "laptop"
-
-
-EXTENSIONS = ("lstm", "elman", "grid")  # `make extensions` trains these
 
 
 def get_profile(name: str) -> Profile:
@@ -164,11 +187,6 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
-def extension(profile: Profile, name: str) -> Profile:
-    """The extension profile ``name`` that goes with the notebook's ``profile``: itself, except under
-    ``smoke``, where it is the smoke profile with the extension's cell and methods (CI runs the
-    extension notebooks on tiny models)."""
-    ext = get_profile(name)
-    if profile.name != "smoke":
-        return ext
-    return replace(profile, name=f"smoke-{name}", cell=ext.cell, methods=ext.methods)
+def extension(profile: Profile, role: str) -> Profile:
+    """The profile that plays ``role`` ("lstm", "elman", "grid") beside ``profile`` (its ``extensions``)."""
+    return get_profile(dict(profile.extensions)[role])

@@ -1,8 +1,9 @@
 """Tables, figures and their places on disk: what the notebooks share.
 
-Results are collected through the cache (a missing model is trained on the spot), aggregated into
-long tables with the columns size, variant, method, mean, std, n, profile, and written as CSV and
-Markdown next to the figures (PDF and PNG, one plot style).
+Results are read from the cache, never computed here: ``python -m onion_gru train`` computes them,
+and a notebook that finds a result missing says which command does (``MissingResults``).  They are
+aggregated into long tables with the columns size, variant, method, mean, std, n, profile, and
+written as CSV and Markdown next to the figures (PDF and PNG, one plot style).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .analysis import AnalysisConfig, analysis_entry, get_analysis
+from .analysis import AnalysisConfig, analysis_entry
 from .profiles import Profile, get_profile
-from .train import GRUConfig, get_gru, gru_entry
+from .train import RNNConfig, get_gru, gru_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE_ENV = "ONION_GRU_PROFILE"  # nbval cannot inject parameters; CI sets this to "smoke"
@@ -39,13 +40,8 @@ def active_profile(name: str) -> Profile:
 
 
 def figure_dir(profile: Profile) -> Path:
-    """laptop: figures/ (committed); smoke: build/smoke/figures (never committed); else figures/<name>."""
-    if profile.name == "laptop":
-        path = ROOT / "figures"
-    elif profile.name == "smoke":
-        path = ROOT / "build" / "smoke" / "figures"
-    else:
-        path = ROOT / "figures" / profile.name
+    """Where the profile's figures and tables go (``Profile.figures``)."""
+    path = ROOT / profile.figure_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -112,54 +108,77 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _gru_metrics(profile: Profile, shipped_only: bool = False):
-    """(size, variant, seed, metrics) of every GRU of the profile, training what is missing;
-    ``shipped_only``: only the manifests in the cache, never training (the gpu profile on a CPU)."""
-    for size, variant, seed in profile.grus():
-        config = GRUConfig.from_profile(profile, size, variant, seed)
-        if shipped_only:
-            manifest = cache.read_manifest("gru", *gru_entry(config))
-            if manifest:
-                yield size, variant, seed, manifest["metrics"]
-        else:
-            yield size, variant, seed, get_gru(config, eval_size=profile.eval_size)[1]["metrics"]
+class MissingResults(LookupError):
+    """A notebook asked for results the cache lacks; the message names the command that computes them."""
+
+    def __init__(self, profile: Profile, labels: list[str]):
+        shown = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4 else "")
+        super().__init__(f"{len(labels)} results of profile {profile.name!r} are not in the cache ({shown}); "
+                         f"compute them with: python -m onion_gru train --profile {profile.name}"
+                         + ("" if profile.shipped else f"  (with ONION_GRU_DATA={profile.data})"))
 
 
-def gru_results(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
+def _manifests(profile: Profile, entries: list[tuple[tuple, str, str, dict]], partial: bool):
+    """(key, manifest) of each (key, kind, label, config) entry found; missing ones raise
+    ``MissingResults``, or with ``partial`` are left out."""
+    found, missing = [], []
+    for key, kind, label, config in entries:
+        manifest = cache.read_manifest(kind, label, config)
+        (found if manifest else missing).append((key, manifest) if manifest else label)
+    if missing and not partial:
+        raise MissingResults(profile, missing)
+    return found
+
+
+def _gru_metrics(profile: Profile, partial: bool = False):
+    """(size, variant, seed, metrics) of every GRU of the profile, from the cache's manifests;
+    ``partial``: the profile may be incomplete (an extension, a GPU profile): what is there."""
+    entries = [((n, v, s), "gru", *gru_entry(RNNConfig.from_profile(profile, n, v, s))) for n, v, s in profile.grus()]
+    for (size, variant, seed), manifest in _manifests(profile, entries, partial):
+        yield size, variant, seed, manifest["metrics"]
+
+
+def load_gru(profile: Profile, size: int, variant: str, seed: int):
+    """The profile's trained GRU (model, manifest) from the cache, never trained here."""
+    config = RNNConfig.from_profile(profile, size, variant, seed)
+    try:
+        return get_gru(config, device="cpu", train=False)
+    except cache.Missing:
+        raise MissingResults(profile, [config.label]) from None
+
+
+def gru_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
     return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "steps": m["steps"],
                           "flattened": m["flattened"],
                           "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
                           **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]}
-                         for size, variant, seed, m in _gru_metrics(profile, shipped_only)])
+                         for size, variant, seed, m in _gru_metrics(profile, partial)])
 
 
-def gru_curves(profile: Profile, shipped_only: bool = False) -> pd.DataFrame:
+def gru_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
     """Validation accuracy against training steps, one row per (GRU, evaluation)."""
     return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, **point}
-                         for size, variant, seed, m in _gru_metrics(profile, shipped_only) for point in m["curve"]])
+                         for size, variant, seed, m in _gru_metrics(profile, partial) for point in m["curve"]])
 
 
-def _analysis_metrics(profile: Profile, methods, sizes=None, variants=None, shipped_only: bool = False):
-    """(size, variant, seed, method, manifest) of each analysis, computing what is missing (see
-    ``_gru_metrics`` for ``shipped_only``)."""
+def _analysis_metrics(profile: Profile, methods, sizes=None, variants=None, partial: bool = False):
+    """(size, variant, seed, method, manifest) of each analysis, from the cache (``partial`` as in
+    ``_gru_metrics``)."""
     cells = replace(profile, sizes=tuple(sizes or profile.sizes), variants=tuple(variants or profile.variants))
+    entries = []
     for size, variant, seed in cells.grus():
-        gru = GRUConfig.from_profile(profile, size, variant, seed)
-        for method in methods:
-            config = AnalysisConfig.from_profile(profile, method, gru)
-            if shipped_only:
-                manifest = cache.read_manifest("analysis", *analysis_entry(gru, config))
-                if manifest:
-                    yield size, variant, seed, method, manifest
-            else:
-                yield size, variant, seed, method, get_analysis(gru, config)[1]
+        gru = RNNConfig.from_profile(profile, size, variant, seed)
+        entries += [((size, variant, seed, method), "analysis",
+                     *analysis_entry(gru, AnalysisConfig.from_profile(profile, method, gru))) for method in methods]
+    for key, manifest in _manifests(profile, entries, partial):
+        yield *key, manifest
 
 
-def analysis_results(profile: Profile, methods, sizes=None, variants=None, shipped_only: bool = False) -> pd.DataFrame:
+def analysis_results(profile: Profile, methods, sizes=None, variants=None, partial: bool = False) -> pd.DataFrame:
     """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run, time."""
     rows = []
-    for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants, shipped_only):
+    for size, variant, seed, method, m in _analysis_metrics(profile, methods, sizes, variants, partial):
         main = next(v for v in m["metrics"].values() if isinstance(v, dict))
         rows.append({"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method,
                      "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
@@ -169,10 +188,10 @@ def analysis_results(profile: Profile, methods, sizes=None, variants=None, shipp
     return pd.DataFrame(rows)
 
 
-def analysis_curves(profile: Profile, methods, shipped_only: bool = False) -> pd.DataFrame:
+def analysis_curves(profile: Profile, methods, partial: bool = False) -> pd.DataFrame:
     """Accuracy on the curve subset against steps, one row per (GRU, method, evaluation)."""
     return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method, **point}
-                         for size, variant, seed, method, m in _analysis_metrics(profile, methods, shipped_only=shipped_only)
+                         for size, variant, seed, method, m in _analysis_metrics(profile, methods, partial=partial)
                          for point in m["metrics"]["curve"]])
 
 
@@ -229,11 +248,11 @@ def gpu_table(methods, stem: str, row_keys=("variant", "method")) -> str:
     under figures/gpu/ as ``stem``.  Returns the Markdown, or a line saying nothing is shipped."""
     gpu = get_profile("gpu")
     if methods is None:
-        runs = gru_results(gpu, shipped_only=True)
+        runs = gru_results(gpu, partial=True)
         tables = [aggregate(runs.assign(method=m), gpu, value=m) for m in ("accuracy", "greedy_accuracy")] if len(runs) else []
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     else:
-        runs = analysis_results(gpu, methods, shipped_only=True)
+        runs = analysis_results(gpu, methods, partial=True)
         table = aggregate(runs, gpu) if len(runs) else pd.DataFrame()
     if table.empty:
         return "No gpu-profile results are shipped yet (README: run scripts/gpu_profile.py on a GPU).\n"

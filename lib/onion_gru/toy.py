@@ -1,7 +1,7 @@
 """Hand-built storage models with known representations: known answers for the methods and the
 onion-geometry notebook.
 
-Both expose the RepeatGRU interface that interventions and probes use: ``encode``, ``decode``
+Both expose the RepeatRNN interface that interventions and probes use: ``encode``, ``decode``
 (teacher-forced logits), ``generate`` (free-running), ``state_size`` and ``device``, with the same
 leading model axis (tokens [K, B, T], states [K, B, H]); every member is the same fixed store.
 

@@ -12,13 +12,14 @@ import torch
 
 from . import cache, data
 from .layers import from_members
-from .model import ModelConfig, RepeatGRU, exact_match, sequence_loss
+from .model import ModelConfig, RepeatRNN, exact_match, sequence_loss
 from .profiles import Budget, Profile
 
 
 @dataclass(frozen=True)
-class GRUConfig:
-    """Everything that determines a trained GRU; stored in its manifest and hashed into its key."""
+class RNNConfig:
+    """Everything that determines a trained repeat RNN (a GRU unless ``cell`` says otherwise); stored in
+    its manifest and hashed into its key."""
     hidden_size: int
     variant: str
     seed: int
@@ -38,7 +39,7 @@ class GRUConfig:
         return ("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
 
     @classmethod
-    def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "GRUConfig":
+    def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "RNNConfig":
         return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size, cell=profile.cell)
 
 
@@ -99,7 +100,7 @@ def sample(samplers) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: RepeatGRU, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 1024) -> list[dict]:
+def evaluate(model: RepeatRNN, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 1024) -> list[dict]:
     """Per member, on the same set: sequence exact match with teacher forcing (the authors' metric),
     free-running greedy exact match, and teacher-forced accuracy by length."""
     was_training = model.training
@@ -243,10 +244,10 @@ def fit(trainee: Trainee, configs: list, train_set, curve_set, checkpoint: cache
     return schedule, step, time.time() - start
 
 
-class GRUTrainee:
-    """A group of GRUs trained on the task (``fit``)."""
+class RNNTrainee:
+    """A group of repeat RNNs trained on the task (``fit``)."""
 
-    def __init__(self, model: RepeatGRU):
+    def __init__(self, model: RepeatRNN):
         self.module, self.generators, self.device = model, [], model.device
 
     def loss(self, x, l):
@@ -259,16 +260,16 @@ class GRUTrainee:
         return self.module.member_state(k)
 
 
-def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None,
-               checkpoint: cache.Checkpoint | None = None, stop=None) -> tuple[RepeatGRU, list[dict]]:
+def train_grus(configs: list[RNNConfig], device=None, eval_size: int | None = None,
+               checkpoint: cache.Checkpoint | None = None, stop=None) -> tuple[RepeatRNN, list[dict]]:
     """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order
     (``fit``; ``checkpoint`` and ``stop`` as there).  Returns the group, each member as it was when
     it stopped, and each member's metrics: the final validation result, the curve, the steps run."""
     check_group(configs, ("variant", "seed"))
     config, K = configs[0], len(configs)
-    model = from_members(lambda members: RepeatGRU([configs[k].model_config for k in members]),
+    model = from_members(lambda members: RepeatRNN([configs[k].model_config for k in members]),
                          [c.seed for c in configs]).to(device or default_device())
-    trainee = GRUTrainee(model)
+    trainee = RNNTrainee(model)
     v_tokens, v_lengths = data.load("valid")
     v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
     curve_set = v_tokens[:config.budget.curve_size], v_lengths[:config.budget.curve_size]
@@ -283,33 +284,36 @@ def train_grus(configs: list[GRUConfig], device=None, eval_size: int | None = No
                     "seconds_per_step": seconds / step, "group_size": K} for k in range(K)]
 
 
-def gru_entry(config: GRUConfig) -> tuple[str, dict]:
+def gru_entry(config: RNNConfig) -> tuple[str, dict]:
     """The cache label and config of a trained GRU."""
     return config.label, asdict(config)
 
 
-def gru_hash(config: GRUConfig) -> str:
+def gru_hash(config: RNNConfig) -> str:
     """The cache key of a trained GRU: how an analysis names the model it studies."""
     return cache.config_hash(gru_entry(config)[1])
 
 
-def get_grus(configs: list[GRUConfig], device=None, eval_size: int | None = None, stop=None
-             ) -> tuple[RepeatGRU, list[dict]]:
+def get_grus(configs: list[RNNConfig], device=None, eval_size: int | None = None, stop=None, train: bool = True
+             ) -> tuple[RepeatRNN, list[dict]]:
     """The trained GRUs of ``configs`` as one frozen group in eval mode, and their manifests: each
     from the cache, the missing ones trained now (as one group, resumed from its checkpoint if it has
-    one; ``stop`` as in ``fit``) and cached one entry per model."""
+    one; ``stop`` as in ``fit``) and cached one entry per model; ``train`` False: missing ones raise
+    ``cache.Missing``."""
     device = device or default_device()
 
-    def train(missing, checkpoint):
+    def train_missing(missing, checkpoint):
         model, metrics = train_grus([configs[i] for i in missing], device, eval_size, checkpoint, stop)
         return [model.member_state(j) for j in range(len(missing))], metrics
-    found = cache.get_or_train("gru", [gru_entry(c) for c in configs], train)
-    model = RepeatGRU([c.model_config for c in configs]).load_members([state for state, _ in found])
+    found = cache.get_or_train("gru", [gru_entry(c) for c in configs], train_missing if train else None)
+    model = RepeatRNN([c.model_config for c in configs]).load_members([state for state, _ in found])
     model.to(device).eval().requires_grad_(False)
     return model, [manifest for _, manifest in found]
 
 
-def get_gru(config: GRUConfig, device=None, eval_size: int | None = None) -> tuple[RepeatGRU, dict]:
-    """One trained GRU (a group of one), from the cache or trained now and cached."""
-    model, (manifest,) = get_grus([config], device, eval_size)
+def get_gru(config: RNNConfig, device=None, eval_size: int | None = None, train: bool = True
+            ) -> tuple[RepeatRNN, dict]:
+    """One trained GRU (a group of one), from the cache or trained now and cached (``train`` as in
+    ``get_grus``)."""
+    model, (manifest,) = get_grus([config], device, eval_size, train=train)
     return model, manifest

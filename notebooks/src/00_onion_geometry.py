@@ -27,7 +27,6 @@ import torch
 from onion_gru import report
 from onion_gru.geometry import change_norms, change_vectors, cross_position_cosine
 from onion_gru.toy import LinearStore, OnionStore
-from onion_gru.train import GRUConfig, get_gru
 
 P = report.active_profile(profile)
 report.set_style()
@@ -35,7 +34,7 @@ seed = seed if seed in P.seeds else P.seeds[0]
 
 models = {"toy: linear store": LinearStore(), "toy: onion store (γ=0.4)": OnionStore(0.4)}
 for size in P.sizes:
-    models[f"GRU N={size} (AR)"] = get_gru(GRUConfig.from_profile(P, size, "autoregressive", seed), device="cpu")[0]
+    models[f"GRU N={size} (AR)"] = report.load_gru(P, size, "autoregressive", seed)[0]
 
 # %%
 rows, cosines = [], {}
@@ -94,5 +93,5 @@ print(f"mean off-diagonal cosine: N={min(P.sizes)}: {small:.3f}, N={max(P.sizes)
       f"linear toy {stat.iloc[0]:.3f}, onion toy {stat.iloc[1]:.3f}")
 print(f"Claim 'small GRUs layer positions along shared directions': {report.verdict(bool(small > 0.3 and small > large))}"
       f" (profile {P.name})")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

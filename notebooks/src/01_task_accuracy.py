@@ -79,5 +79,5 @@ worst = acc.loc[acc["mean"].idxmin()]
 supported = bool((acc["mean"] >= 0.9).all())
 print(f"Lowest mean accuracy: {worst['mean']:.3f} (N={worst['size']}, {worst['variant']}).")
 print(f"Claim 'the GRUs learn the task': {report.verdict(supported)} under profile {P.name}.")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

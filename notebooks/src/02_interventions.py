@@ -108,5 +108,5 @@ print(f"Claim 2 (linear accuracy rises with N, within this profile's sizes): {re
 best_gpu = gpu[gpu.method == "linear_unigram"].sort_values("accuracy").iloc[-1]
 print(f"GPU slice: best linear unigram {best_gpu.accuracy:.3f} at N={best_gpu['size']} ({best_gpu.variant}, "
       f"{best_gpu.steps} steps of the paper's 60,000).")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -20,13 +20,12 @@ import numpy as np
 from onion_gru import report
 from onion_gru.data import encode_string
 from onion_gru.internals import run_with_gates
-from onion_gru.train import GRUConfig, get_gru
 
 P = report.active_profile(profile)
 report.set_style()
 size = size if size in P.sizes else max(P.sizes)  # the smoke profile has no N = 64
 seed = seed if seed in P.seeds else P.seeds[0]
-model, manifest = get_gru(GRUConfig.from_profile(P, size, "autoregressive", seed), device="cpu")
+model, manifest = report.load_gru(P, size, "autoregressive", seed)
 print(f"N={size} autoregressive GRU, seed {seed}: validation accuracy {manifest['metrics']['valid']['accuracy']:.3f}")
 
 # %%
@@ -82,5 +81,5 @@ print(f"Spearman rho over reading steps 2..{L}: {rho:.2f}")
 supported = bool(abs(rho) >= 0.7 and abs(write[L:].mean() - write[1:L].mean()) > 0.02)
 print(f"Claim 'write strength is position-dependent while reading, different while generating': "
       f"{report.verdict(supported)} (profile {P.name}, one input)")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -65,5 +65,5 @@ for variant in P.variants:
     claim[variant] = bool(all(checks)) if checks else None
 for variant, ok in claim.items():
     print(f"Claim 'small GRUs are decodable only autoregressively', {variant}: {report.verdict(ok)} (profile {P.name})")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

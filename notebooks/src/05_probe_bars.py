@@ -43,5 +43,5 @@ m = dict(zip(table.method, table["mean"]))
 gap = min(m["probe_onion"], m["probe_gru_ar"]) - max(m["probe_linear"], m["probe_mlp"])
 print(f"N={size}: min(Onion, GRU-AR) - max(Linear, MLP) = {gap:.3f}")
 print(f"Claim 'only autoregressive probes decode the N={size} GRU': {report.verdict(bool(gap >= 0.3))} (profile {P.name})")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -71,5 +71,5 @@ print(f"{len(runs)} runs, {len(capped)} stopped at their cap")
 if len(capped):
     print(capped.to_string(index=False))
 print(f"Check 'every number has flattened': {report.verdict(len(capped) == 0 if ruled else None)}")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

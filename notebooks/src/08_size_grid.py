@@ -34,13 +34,12 @@ from onion_gru.profiles import extension, get_profile
 P = report.active_profile(profile)
 report.set_style()
 G = extension(P, "grid")
-shipped_only = P.name != "smoke"  # `make reproduce` never trains the grid (`make extensions` does)
 print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\nanalyses: {G.analysis.describe()}")
 
 # %%
 gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; README)
-sources = [(G, shipped_only)] + ([(gpu, True)] if P.name != "smoke" else [])  # (profile, shipped results only)
-frames = [report.analysis_results(p, G.methods, shipped_only=only).assign(profile=p.name) for p, only in sources]
+sources = [G, gpu]  # read as far as they are in the cache (`make extensions` trains the grid)
+frames = [report.analysis_results(p, G.methods, partial=True).assign(profile=p.name) for p in sources]
 runs = pd.concat(frames[:1] + [f for f in frames[1:] if len(f)], ignore_index=True)
 print(f"{len(runs)} runs shipped or trained; grid sizes present: {sorted(set(runs['size'])) if len(runs) else []}")
 
@@ -73,10 +72,10 @@ if len(runs):
 # flattening are listed: their numbers are lower bounds.
 
 # %%
-curves = [report.gru_curves(p, only).assign(method="gru") for p, only in sources]
-curves += [report.analysis_curves(p, G.methods, shipped_only=only) for p, only in sources]
+curves = [report.gru_curves(p, partial=True).assign(method="gru") for p in sources]
+curves += [report.analysis_curves(p, G.methods, partial=True) for p in sources]
 curves = pd.concat([c for c in curves if len(c)], ignore_index=True)
-grus = [report.gru_results(p, only).assign(method="gru") for p, only in sources]
+grus = [report.gru_results(p, partial=True).assign(method="gru") for p in sources]
 ran = pd.concat([g for g in grus if len(g)] + [runs], ignore_index=True)  # the analyses' results are `runs`
 if len(curves):
     panels = {"gru": "GRU (task)", **{m: report.METHOD_LABELS[m] for m in G.methods}}
@@ -123,5 +122,5 @@ elif ar and not ni:
 else:
     supported = None
 print(f"Hypothesis (no-input GRUs switch to linear storage at a smaller N): {report.verdict(supported)}")
-if P.name == "smoke":
+if not P.science:
     print("(smoke profile: a pipeline check, not science)")

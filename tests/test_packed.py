@@ -1,9 +1,9 @@
-"""The hand-written GRU group (fastgru.py) against torch.nn.GRU run on each member alone: values and
+"""The hand-written GRU group (packed.py) against torch.nn.GRU run on each member alone: values and
 gradients, packed and not."""
 import pytest
 import torch
 
-from onion_gru.fastgru import GroupGRU, Packing, PackedGRU
+from onion_gru.packed import GroupGRU, Packing, PackedGRU
 
 # three members, each with its own lengths (so each alone would pack differently)
 LENGTHS = torch.tensor([[6, 2, 3, 6, 1, 4, 2], [1, 1, 2, 1, 3, 1, 1], [5, 5, 5, 5, 5, 5, 5]])

@@ -1,5 +1,7 @@
-"""K single-layer GRUs with their own weights, run together over whole sequences, with the backward
-written by hand.  K = 1 is one GRU; every model, probe and bench in this project runs through here.
+"""Packed sequences and the weights of K recurrent cells (every cell's: ``Packing``, ``CellWeights``),
+and the GRU's recurrence on them: K single-layer GRUs with their own weights, run together over
+whole sequences, with the backward written by hand (cells.py adds the LSTM and Elman RNN on the
+same layout).  K = 1 is one GRU; every model, probe and bench in this project runs through here.
 
 Why: at the sizes of this task (N <= 256, batch 256) a training step is bound by the number of
 kernels, not by arithmetic, on the CPU and even more on a GPU.  So:
@@ -21,7 +23,7 @@ kernels, not by arithmetic, on the CPU and even more on a GPU.  So:
   would alone (up to float rounding of the products' blocking).
 
 Same function and parameters as ``nn.GRU`` per member (gate order r, z, n; ``n = tanh(W_in x + b_in
-+ r * (W_hn h + b_hn))``); tests/test_fastgru.py checks values and gradients against it.
++ r * (W_hn h + b_hn))``); tests/test_packed.py checks values and gradients against it.
 """
 from __future__ import annotations
 
