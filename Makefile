@@ -22,7 +22,7 @@ FORCE := force
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: reproduce train extensions test bench lab venv clean-build force
+.PHONY: reproduce train extensions test bench docs lab venv clean-build force
 force: ;
 
 venv: $(STAMP)
@@ -37,7 +37,7 @@ train: $(STAMP)
 	$(DATA) $(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
 
 # Beyond the paper (notebooks 07, 08): the LSTM, Elman and GRU-size-grid profiles, into the same
-# cache; then the two notebooks again.  Hours on 2 cores (README, "Beyond the paper"); never part of
+# cache; then the two notebooks again.  Hours on 2 cores (docs/beyond.md); never part of
 # `make reproduce`, whose notebooks read these profiles' shipped results only.
 extensions: $(STAMP)
 	$(DATA) $(PY) -m onion_gru train --workers $(WORKERS) --profile $(PROFILE) --with-extensions
@@ -48,8 +48,8 @@ extensions: $(STAMP)
 # notebook and figure, an interrupted run resumes with the notebooks not yet done, and a change to a
 # notebook's source or to lib/ reruns it.
 STAMPS := $(STEMS:%=build/$(PROFILE)/%.done)
-reproduce: $(STAMPS)
-	@echo "executed notebooks in $$($(WHERE) notebooks)/; figures and tables: see the README"
+reproduce: $(STAMPS) docs
+	@echo "executed notebooks in $$($(WHERE) notebooks)/; figures and tables: figures/, README.md and docs/"
 
 # order-only: the train stage runs first, but a fresher cache alone does not rerun a notebook
 build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) $(FORCE) | train
@@ -67,6 +67,10 @@ test: $(STAMP)
 	ONION_GRU_DATA=$$data $(PY) -m onion_gru train --profile smoke --with-extensions --workers $(WORKERS) && \
 	ONION_GRU_DATA=$$data ONION_GRU_PROFILE=smoke $(PY) -m pytest tests \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout 900 $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+
+# the tables of README.md and docs/, generated from figures/ (onion_gru.docs)
+docs: $(STAMPS)
+	$(PY) -m onion_gru docs
 
 bench: $(STAMP)
 	$(PY) -m onion_gru bench

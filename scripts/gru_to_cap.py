@@ -6,7 +6,7 @@ the laptop rule, and any other patience, would have stopped them: a check of the
 Writes figures/gru_to_cap_N<size>_<variant>.csv (one row per curve point) and prints each seed's
 stopping step and accuracy under patience 4,000, 6,000 and 8,000.  Nothing goes into the cache.
 About 9 minutes on one core for the N = 48 no-input pair to 40k steps (the check that set the laptop
-GRU patience to 6,000: README, "Profiles").
+GRU patience to 6,000: docs/profiles.md).
 """
 import argparse
 from dataclasses import replace

@@ -3,7 +3,7 @@
     PYTHONPATH=lib python scripts/rule_replay.py
 
 The laptop profile from an empty cache took 160 minutes on 2 cores, over its 120-minute target
-(README, "Timing").  Its GRUs are not replayed (every analysis depends on them); its 96 analyses
+(docs/results.md, timing).  Its GRUs are not replayed (every analysis depends on them); its 96 analyses
 are: a run's training does not depend on when it stops, so a budget that stops no later than the
 shipped one (a shorter patience, a lower cap, a larger min_gain) keeps exactly the model its curve
 measured at the replayed stop (``Budget.stop_index``).  For each budget it prints and writes to
@@ -21,7 +21,7 @@ from onion_gru import report
 from onion_gru.analysis import METHODS
 from onion_gru.profiles import get_profile
 
-FRESH_WALL_MIN = 160.2  # `time make reproduce FRESH=1` of the shipped laptop cache (README, "Timing")
+FRESH_WALL_MIN = 160.2  # `time make reproduce FRESH=1` of the shipped laptop cache (docs/results.md, timing)
 ALTERNATIVES = {  # label: changes to the laptop analysis budget
     "shipped": {},
     "patience 2,500": {"patience": 2_500},

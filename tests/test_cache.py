@@ -90,7 +90,7 @@ def test_get_many_reads_each_entry_and_marks_the_missing(cache_root):
 
 
 def test_manifest_records_the_cpu_and_the_mkl_branch(cache_root):
-    """What decides the bits of a result (README, "Same bits elsewhere") is in its manifest."""
+    """What decides the bits of a result (docs/reproducibility.md) is in its manifest."""
     import os
     import sys
     _, manifest = cache.put("gru", "x", {"a": 1}, {"w": torch.zeros(2)}, {}, 0.0)

@@ -46,6 +46,8 @@ def parse_args(argv=None):
     where = sub.add_parser("where", help="print a profile's folder: its cache, figures or executed notebooks")
     where.add_argument("--profile", default=DEFAULT_PROFILE)
     where.add_argument("what", choices=("data", "figures", "notebooks"))
+    docs = sub.add_parser("docs", help="regenerate the tables of README.md and docs/ from figures/ (onion_gru.docs)")
+    docs.add_argument("--check", action="store_true", help="only list the stale documents (exit 1 if any)")
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
     tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
     tidy.add_argument("paths", nargs="+")
@@ -61,6 +63,12 @@ def main(argv=None) -> int:
         profile = get_profile(args.profile)
         print({"data": profile.data or "data", "figures": profile.figure_dir(), "notebooks": profile.notebook_dir()}[args.what])
         return 0
+    if args.command == "docs":
+        from .docs import update
+        stale = update(check=args.check)
+        for path in stale:
+            print(f"{'stale' if args.check else 'rewrote'}: {path}")
+        return 1 if args.check and stale else 0
     if args.command == "tidy-notebook":
         from .report import tidy_notebook
         for path in args.paths:

@@ -46,7 +46,7 @@ class _Intervention(nn.Module):
 
 # How R is parametrized (torch's ``orthogonal``): the matrix exponential (torch's default, every shipped
 # entry) or the Cayley map, which costs one linear solve instead of a matrix exponential: 14x less for
-# the weight's forward and backward at N = 1024 (README, "Speed").  Either way R starts as the same
+# the weight's forward and backward at N = 1024 (docs/performance.md).  Either way R starts as the same
 # matrix, nn.Linear's initialisation orthogonalised (torch keeps it as the base of the trivialization).
 ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
 

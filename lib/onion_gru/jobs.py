@@ -22,7 +22,7 @@ import multiprocessing as mp
 from . import cache
 from .profiles import Profile
 
-# Most models per group.  CPU: measured (README, "Speed"): a step's cost grows linearly with K
+# Most models per group.  CPU: measured (docs/performance.md): a step's cost grows linearly with K
 # beyond 2, and 2 workers x 1 thread running pairs beat every other layout of the train stage.
 # CUDA: a step is launch-bound, so the group is as large as a size's jobs allow (not yet measured).
 MAX_GROUP = {"cpu": 2, "cuda": 16}

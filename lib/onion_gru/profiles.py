@@ -3,7 +3,7 @@
 ``paper`` is the authors' protocol (authors_implementation.md section 3): fixed step counts.
 ``large`` runs the paper's N = 512 and 1024 on the CPU under the laptop's rule, over several
 sessions.  ``laptop`` is what a 2-core CPU can do in under three hours, every run stopped by the convergence
-rule below (``Budget``); the README says why each of its numbers differs from ``paper``.  ``gpu``
+rule below (``Budget``); docs/deviations.md says why each of its numbers differs from ``paper``.  ``gpu``
 runs all six sizes under the same rule in one short GPU window.  ``smoke`` runs the whole pipeline
 in minutes for CI and proves nothing scientific.  ``lstm``, ``elman``, ``grid`` and ``gpu_grid`` go
 beyond the paper (notebooks 07 and 08: the laptop profile's ``extensions``).
@@ -126,9 +126,9 @@ class Profile:
 
 # The laptop and gpu rule: stop when the last 6,000 (GRU) or 3,000 (analysis) steps gained less than
 # 0.01 accuracy on a fixed 1,000-sequence subset, evaluated every 500 steps; never past the paper's
-# 40k GRU steps.  The laptop caps analyses at 30k of the paper's 60k (README, "Profiles").  A GRU's
+# 40k GRU steps.  The laptop caps analyses at 30k of the paper's 60k (docs/profiles.md).  A GRU's
 # window is the longer: with 4,000, the N = 48 no-input GRU of seed 1 stopped at 0.87 after 29k steps
-# on a short plateau, and the same run continued to 40k climbed to 0.96 (README, "Convergence rule").
+# on a short plateau, and the same run continued to 40k climbed to 0.96 (docs/profiles.md, the convergence rule).
 CONVERGED_GRU = Budget(40_000, 500, min_steps=4_000, patience=6_000, min_gain=0.01)
 CONVERGED_ANALYSIS = Budget(30_000, 500, min_steps=4_000, patience=3_000, min_gain=0.01)
 # The other cells' models wait for their accuracy to leave chance (floor 0.05): the Elman RNN of N = 64
@@ -137,7 +137,7 @@ CONVERGED_ANALYSIS = Budget(30_000, 500, min_steps=4_000, patience=3_000, min_ga
 # before a stop can happen), so the comparison is the same rule; they keep the floorless budget, whose
 # cache key it is.
 CELL_MODEL = replace(CONVERGED_GRU, floor=0.05)
-# the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (README)
+# the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (docs/gpu.md)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
 SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
@@ -162,7 +162,7 @@ PROFILES: dict[str, Profile] = {
                         methods=GRID_METHODS),
     # The paper's two large sizes on the CPU, under the laptop's rule and caps; runs that span sessions
     # resume from their checkpoints (jobs.py).  The Cayley rotation: validated against matrix_exp on
-    # the grid's N = 256 GRUs (``cayley_check``, README "Speed").  Notebooks 01, 02 and 04 read it.
+    # the grid's N = 256 GRUs (``cayley_check``, docs/performance.md).  Notebooks 01, 02 and 04 read it.
     "large": Profile("large", (512, 1024), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                      methods=GRID_METHODS, orthogonal_map="cayley"),
     # The grid's N = 256 linear interventions again with the Cayley rotation: the check that the cheaper

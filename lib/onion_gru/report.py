@@ -255,7 +255,7 @@ def gpu_table(methods, stem: str, row_keys=("variant", "method")) -> str:
         runs = analysis_results(gpu, methods, partial=True)
         table = aggregate(runs, gpu) if len(runs) else pd.DataFrame()
     if table.empty:
-        return "No gpu-profile results are shipped yet (README: run scripts/gpu_profile.py on a GPU).\n"
+        return "No gpu-profile results are shipped yet (docs/gpu.md: run scripts/gpu_profile.py on a GPU).\n"
     md = wide_markdown(table, row_keys)
     save_table(table, stem, gpu, markdown=md)
     return md
@@ -297,3 +297,17 @@ def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{v
 
 def verdict(supported: bool | None) -> str:
     return {True: "SUPPORTED", False: "NOT SUPPORTED", None: "NOT TESTABLE"}[supported]
+
+
+_claims: dict[str, list[dict]] = {}  # stem -> this kernel's claims so far (one notebook run)
+
+
+def claim(profile: Profile, stem: str, artefact: str, statement: str, supported: bool | None, evidence: str) -> None:
+    """Print a claim's verdict with its evidence and record it in ``<figures>/<stem>_claims.csv``,
+    rewritten with every claim of the run so far: the results tables of the README and docs/ are
+    generated from these files (``onion_gru.docs``), never typed."""
+    rows = _claims.setdefault(stem, [])
+    rows.append({"notebook": stem, "artefact": artefact, "claim": statement, "verdict": verdict(supported),
+                 "evidence": evidence, "profile": profile.name})
+    pd.DataFrame(rows).to_csv(figure_dir(profile) / f"{stem}_claims.csv", index=False)
+    print(f"Claim '{statement}': {verdict(supported)} (profile {profile.name}): {evidence}")

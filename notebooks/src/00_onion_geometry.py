@@ -91,7 +91,9 @@ stat = summary.groupby("model", sort=False)["mean_offdiag_cosine"].first()
 small, large = stat[f"GRU N={min(P.sizes)} (AR)"], stat[f"GRU N={max(P.sizes)} (AR)"]
 print(f"mean off-diagonal cosine: N={min(P.sizes)}: {small:.3f}, N={max(P.sizes)}: {large:.3f}, "
       f"linear toy {stat.iloc[0]:.3f}, onion toy {stat.iloc[1]:.3f}")
-print(f"Claim 'small GRUs layer positions along shared directions': {report.verdict(bool(small > 0.3 and small > large))}"
-      f" (profile {P.name})")
+report.claim(P, "00_onion_geometry", "conceptual onion figure (drawn by hand in the paper)",
+             "small GRUs layer positions along shared directions", bool(small > 0.3 and small > large),
+             "mean off-diagonal cosine " + " / ".join(f"{stat[f'GRU N={n} (AR)']:.2f}" for n in P.sizes) + " at N = "
+             f"{' / '.join(map(str, P.sizes))}; linear toy {stat.iloc[0]:.2f}, onion toy {stat.iloc[1]:.2f}")
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

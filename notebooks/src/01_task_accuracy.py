@@ -78,6 +78,9 @@ acc = table[table.method == "accuracy"]
 worst = acc.loc[acc["mean"].idxmin()]
 supported = bool((acc["mean"] >= 0.9).all())
 print(f"Lowest mean accuracy: {worst['mean']:.3f} (N={worst['size']}, {worst['variant']}).")
-print(f"Claim 'the GRUs learn the task': {report.verdict(supported)} under profile {P.name}.")
+means = {v: " / ".join(f"{m:.2f}" for m in acc[acc.variant == v].sort_values("size")["mean"]) for v in P.variants}
+report.claim(P, "01_task_accuracy", "GRU task accuracy table", "the GRUs learn the task (every mean >= 0.9)", supported,
+             "; ".join(f"{report.VARIANT_LABELS[v].lower()} {m}" for v, m in means.items())
+             + f" at N = {' / '.join(map(str, P.sizes))}")
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -96,15 +96,24 @@ for variant in P.variants:
         checks.append(ok)
         print(f"N={n:4d} {variant:15s} linear unigram {lin:.3f}  onion {onion:.3f}")
     claim1[variant] = bool(all(checks)) if checks else None
+def row(method, variant):
+    return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
+
+
 for variant, ok in claim1.items():
-    print(f"Claim 1 (small GRUs: onion works, linear fails), {variant}: {report.verdict(ok)}")
+    report.claim(P, "02_interventions", "main intervention table",
+                 f"small GRUs ({report.VARIANT_LABELS[variant].lower()}): the onion intervention works where the linear ones fail",
+                 ok, f"onion {row('onion_unigram', variant)}, linear unigram {row('linear_unigram', variant)}, "
+                 f"linear bigram {row('linear_bigram', variant)} at N = {' / '.join(map(str, P.sizes))}")
 rises = []
 for variant in P.variants:
     lo, hi = mean_of("linear_unigram", min(P.sizes), variant), mean_of("linear_unigram", max(P.sizes), variant)
     rises.append(hi - lo >= 0.05)
     print(f"{variant:15s} linear unigram N={min(P.sizes)}: {lo:.3f} -> N={max(P.sizes)}: {hi:.3f}")
 claim2 = any(rises)
-print(f"Claim 2 (linear accuracy rises with N, within this profile's sizes): {report.verdict(claim2)}")
+report.claim(P, "02_interventions", "main intervention table", "linear interventions work better as N grows", claim2,
+             "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram {row('linear_unigram', v)}" for v in P.variants)
+             + f" at N = {' / '.join(map(str, P.sizes))}")
 best_gpu = gpu[gpu.method == "linear_unigram"].sort_values("accuracy").iloc[-1]
 print(f"GPU slice: best linear unigram {best_gpu.accuracy:.3f} at N={best_gpu['size']} ({best_gpu.variant}, "
       f"{best_gpu.steps} steps of the paper's 60,000).")

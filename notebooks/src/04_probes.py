@@ -63,7 +63,14 @@ for variant in P.variants:
         checks.append(flat < 0.2 and ar - flat >= 0.3)
         print(f"N={n:4d} {variant:15s} best linear/MLP {flat:.3f}  best autoregressive {ar:.3f}")
     claim[variant] = bool(all(checks)) if checks else None
+def row(method, variant):
+    return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
+
+
 for variant, ok in claim.items():
-    print(f"Claim 'small GRUs are decodable only autoregressively', {variant}: {report.verdict(ok)} (profile {P.name})")
+    report.claim(P, "04_probes", "probe table",
+                 f"small GRUs ({report.VARIANT_LABELS[variant].lower()}) are decodable only autoregressively", ok,
+                 f"linear {row('probe_linear', variant)}, MLP {row('probe_mlp', variant)}, onion "
+                 f"{row('probe_onion', variant)}, GRU-AR {row('probe_gru_ar', variant)} at N = {' / '.join(map(str, P.sizes))}")
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -142,6 +142,7 @@ for cell in CELLS:
                   f"onion {onion:.3f}")
         results[(cell, variant)] = None if not checks or None in checks else all(checks)
 for (cell, variant), ok in results.items():
-    print(f"Hypothesis (small {cell} stores an onion), {variant}: {report.verdict(ok)}")
+    report.claim(P, "07_cells", "(none: beyond the paper)", f"small {cell} ({report.VARIANT_LABELS[variant].lower()}) stores an onion",
+                 ok, "at N <= 64: linear unigram < 0.05 and onion at least 0.3 above it, where the cell learned the task")
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -37,7 +37,7 @@ G = extension(P, "grid")
 print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\nanalyses: {G.analysis.describe()}")
 
 # %%
-gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; README)
+gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; docs/gpu.md)
 sources = [G, gpu]  # read as far as they are in the cache (`make extensions` trains the grid)
 frames = [report.analysis_results(p, G.methods, partial=True).assign(profile=p.name) for p in sources]
 runs = pd.concat(frames[:1] + [f for f in frames[1:] if len(f)], ignore_index=True)
@@ -121,6 +121,8 @@ elif ar and not ni:
     supported = False  # the autoregressive GRUs switched and the no-input ones did not
 else:
     supported = None
-print(f"Hypothesis (no-input GRUs switch to linear storage at a smaller N): {report.verdict(supported)}")
+report.claim(P, "08_size_grid", "(none: beyond the paper)", "no-input GRUs switch to linear storage at a smaller N",
+             supported, "; ".join(f"{report.VARIANT_LABELS[v].lower()}: " + (f"linear unigram >= 0.5 from N = {n}" if n else
+                                  "no switch within the sizes measured") for v, n in switch.items()))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -1,0 +1,119 @@
+"""The generated parts of README.md and docs/*.md: every table of numbers there is made from the
+files under figures/ (the notebooks write them), between two marker comments, never typed by hand.
+
+    <!-- generated: claims 0[0-6]_* -->      a table of the claims recorded by those notebooks
+    ...                                       (report.claim: figures/<stem>_claims.csv)
+    <!-- /generated -->
+    <!-- generated: table figures/02_interventions.md -->   a Markdown table a notebook saved
+    <!-- generated: csv figures/bench.csv -->                 a CSV file (or a glob of them) as a table
+    <!-- generated: profiles laptop grid -->                 profiles side by side (profiles.PROFILES)
+
+``python -m onion_gru docs`` rewrites the blocks (``make reproduce`` runs it after the notebooks);
+``--check`` lists the stale files and exits 1, and a test runs the same check, so a stale number
+fails ``make test``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"(<!-- generated: (\w+) ([^>]*?) -->\n)(.*?)(<!-- /generated -->)", re.S)
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def claims_table(pattern: str, root: Path = ROOT) -> str:
+    """One row per recorded claim of the notebooks whose stems match ``pattern``: artefact, notebook,
+    claim, verdict and its evidence, as the notebooks computed them."""
+    files = sorted((root / "figures").glob(f"{pattern}_claims.csv"))
+    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    lines = ["| paper artefact | notebook | claim | verdict | evidence (means over seeds) |", "|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        lines.append(f"| {r.artefact} | [`{r.notebook}`](notebooks/{r.notebook}.ipynb) | {r.claim} | **{r.verdict}** | "
+                     f"{r.evidence} |")
+    return "\n".join(lines) + "\n"
+
+
+def included_table(path: str, root: Path = ROOT) -> str:
+    """A Markdown table a notebook saved under figures/, as it is."""
+    return (root / path).read_text().rstrip("\n") + "\n"
+
+
+def csv_table(pattern: str, root: Path = ROOT) -> str:
+    """The CSV files matching ``pattern`` (a path under the root, globs allowed) as one Markdown
+    table, with a ``file`` column when there are several; floats to 3 significant digits."""
+    files = sorted(root.glob(pattern))
+    frames = [pd.read_csv(f).assign(file=f.stem) if len(files) > 1 else pd.read_csv(f) for f in files]
+    table = pd.concat(frames, ignore_index=True)
+    if "file" in table:
+        table = table[["file", *[c for c in table.columns if c != "file"]]]
+    cell = lambda v: "" if pd.isna(v) else f"{v:.3g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def profiles_table(names: str, root: Path = ROOT) -> str:
+    """The named profiles (space-separated) side by side, from profiles.PROFILES."""
+    from .profiles import get_profile
+    chosen = [get_profile(n) for n in names.split()]
+    budget = lambda b: (f"{b.max_steps:,} fixed" if not b.patience else
+                        f"rule, {b.min_steps:,}-{b.max_steps:,} (window {b.patience:,})")
+    rows = {"hidden sizes N": lambda p: ", ".join(map(str, p.sizes)), "variants": lambda p: ", ".join(p.variants),
+            "seeds": lambda p: ", ".join(map(str, p.seeds)), "cell": lambda p: p.cell,
+            "model steps": lambda p: budget(p.gru), "analysis steps": lambda p: budget(p.analysis),
+            "curve: every / on": lambda p: f"{p.gru.eval_every:,} steps / {p.gru.curve_size:,} sequences",
+            "training set": lambda p: f"{p.train_size:,}", "evaluation sets": lambda p: f"first {p.eval_size:,}",
+            "analyses": lambda p: ", ".join(p.methods) if p.methods else "all eight",
+            "rotation": lambda p: p.orthogonal_map, "cache": lambda p: p.data or "data/ (shipped)",
+            "science": lambda p: "yes" if p.science else "no: a pipeline check"}
+    lines = ["| | " + " | ".join(f"`{p.name}`" for p in chosen) + " |", "|---|" + "---|" * len(chosen)]
+    lines += [f"| {label} | " + " | ".join(get(p) for p in chosen) + " |" for label, get in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+KINDS = {"claims": claims_table, "table": included_table, "csv": csv_table, "profiles": profiles_table}
+
+
+def render(text: str, root: Path = ROOT, relative_to: Path = ROOT) -> str:
+    """``text`` with every generated block made anew; links in a claims table are written relative to
+    the document's folder ``relative_to``."""
+    def block(match):
+        start, kind, argument, _, end = match.groups()
+        body = KINDS[kind](argument.strip(), root)
+        if kind == "claims" and relative_to != root:
+            body = body.replace("](notebooks/", f"]({'../' * len(relative_to.relative_to(root).parts)}notebooks/")
+        return start + body + end
+    return BLOCK.sub(block, text)
+
+
+def update(root: Path = ROOT, check: bool = False) -> list[Path]:
+    """Rewrite the generated blocks of every document (``check``: only report); the stale documents."""
+    stale = []
+    for path in documents(root):
+        if not path.exists():
+            continue
+        text = path.read_text()
+        new = render(text, root, path.parent)
+        if new != text:
+            stale.append(path)
+            if not check:
+                path.write_text(new)
+    return stale
+
+
+def links(root: Path = ROOT) -> list[tuple[Path, str]]:
+    """Every relative link or image path of the documents that does not resolve: (document, target)."""
+    broken = []
+    for path in documents(root):
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (path.parent / target.split("#")[0]).exists():
+                broken.append((path, target))
+    return broken

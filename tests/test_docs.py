@@ -1,0 +1,40 @@
+"""The README and docs/: generated tables fresh, every relative link resolving, the README short."""
+import pandas as pd
+
+from onion_gru import docs
+
+
+def test_the_generated_tables_are_fresh():
+    """A notebook rerun that changed a number, without `python -m onion_gru docs`, fails here."""
+    assert docs.update(check=True) == []
+
+
+def test_every_relative_link_and_image_resolves():
+    assert docs.links() == []
+
+
+def test_the_readme_is_short_and_opens_with_the_verdicts():
+    text = (docs.ROOT / "README.md").read_text()
+    assert len(text) <= 12_000
+    first_screen = "\n".join(text.splitlines()[:40])
+    assert "make reproduce" in first_screen and "<!-- generated: claims 0[0-6]_* -->" in first_screen
+
+
+def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "docs").mkdir()
+    pd.DataFrame([{"notebook": "01_x", "artefact": "a table", "claim": "it holds", "verdict": "SUPPORTED",
+                   "evidence": "0.91", "profile": "laptop"}]).to_csv(tmp_path / "figures" / "01_x_claims.csv", index=False)
+    pd.DataFrame({"size": [48, 64], "ms": [1.23456, float("nan")]}).to_csv(tmp_path / "figures" / "t.csv", index=False)
+    stale = "x\n<!-- generated: claims 01_* -->\nSTALE ROW\n<!-- /generated -->\n<!-- generated: csv figures/t.csv -->\n<!-- /generated -->\n"
+    (tmp_path / "README.md").write_text(stale)
+    (tmp_path / "docs" / "d.md").write_text(stale)
+    assert docs.update(tmp_path, check=True) == [tmp_path / "README.md", tmp_path / "docs" / "d.md"]
+    docs.update(tmp_path)
+    readme, doc = (tmp_path / "README.md").read_text(), (tmp_path / "docs" / "d.md").read_text()
+    assert "| a table | [`01_x`](notebooks/01_x.ipynb) | it holds | **SUPPORTED** | 0.91 |" in readme
+    assert "](../notebooks/01_x.ipynb)" in doc and "STALE ROW" not in readme
+    assert "| 48 | 1.23 |\n| 64 |  |" in readme
+    assert docs.update(tmp_path, check=True) == []
+    assert docs.links(tmp_path) == [(tmp_path / "README.md", "notebooks/01_x.ipynb"),
+                                    (tmp_path / "docs" / "d.md", "../notebooks/01_x.ipynb")]
