@@ -13,7 +13,7 @@ def test_bench_table_has_every_required_row():
     table = bench.run(devices=[torch.device("cpu")], sizes=(8,), large_sizes=(12,))
     whats = set(table["what"])
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
-            "GRU train step (ours), fp32"} <= whats
+            "GRU train step (ours), fp32", "GRU train step (ours), bf16 products"} <= whats
     assert {f"stage-2 step: {m}" for m in METHODS} <= whats
     maps = table[table["what"].str.startswith("stage-2 step: linear_unigram, ")].set_index("what")
     assert list(maps.index) == ["stage-2 step: linear_unigram, matrix_exp", "stage-2 step: linear_unigram, cayley"]

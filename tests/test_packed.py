@@ -103,3 +103,39 @@ def test_frozen_weights_get_no_gradient():
     group.requires_grad_(False)
     group.sequence(x.detach(), h0).sum().backward()
     assert h0.grad is not None and all(p.grad is None for p in group.parameters())
+
+
+def test_bf16_products_stay_within_bf16_rounding_of_fp32():
+    """precision "bf16": the recurrent products in bf16 (fp32 states and gates): values and every
+    gradient within bf16's rounding (a relative 1e-2 of the largest entry) of the fp32 group's, and
+    the states come out fp32."""
+    torch.manual_seed(0)
+    K, B, T, H = 2, 33, 7, 48  # odd row counts: the padded bf16 products must drop their extra rows
+    group = GroupGRU(H, H, K)
+    lengths = torch.randint(1, T + 1, (K, B))
+    packing = Packing.of(lengths, K, B, T)
+    x = torch.randn(K, B, T, H)
+    h0 = torch.randn(K, B, H, requires_grad=True)
+    outs = []
+    for dtype in (None, torch.bfloat16):
+        group.matmul_dtype = dtype
+        group.zero_grad()
+        h0.grad = None
+        out = group(group.project(packing.pack(x)), packing, h0)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append((out.detach(), h0.grad.clone(), group.weight_hh_l0.grad.clone(), group.bias_hh_l0.grad.clone(),
+                     group.weight_ih_l0.grad.clone()))
+    assert outs[1][0].dtype == torch.float32
+    for ref, low in zip(*outs):
+        assert (ref - low).abs().max() <= 1e-2 * ref.abs().max(), (ref - low).abs().max()
+        assert (ref - low).abs().max() > 0  # the products really ran in bf16
+
+
+def test_precision_is_a_model_field_and_only_for_the_gru():
+    from onion_gru.model import ModelConfig, RepeatRNN
+    assert RepeatRNN(ModelConfig(8, precision="bf16")).rnn.matmul_dtype == torch.bfloat16
+    assert RepeatRNN(ModelConfig(8)).rnn.matmul_dtype is None
+    with pytest.raises(ValueError, match="bf16: GRU cell only"):
+        ModelConfig(8, cell="lstm", precision="bf16")
+    with pytest.raises(ValueError, match="share their precision"):
+        RepeatRNN([ModelConfig(8), ModelConfig(8, precision="bf16")])

@@ -82,26 +82,33 @@ def test_smoke_figures_never_land_in_figures(tmp_path):
     assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"
 
 
-def test_gpu_table_reads_shipped_manifests_without_weights_or_training(cache_root, monkeypatch, tmp_path):
-    """A manifest-only entry (what scripts/gpu_profile.py ships for large models) is read as it is:
-    nothing is trained, nothing is deleted, and the table lands in the gpu figure folder."""
+def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_run(cache_root, monkeypatch, tmp_path):
+    """Manifest-only entries (what a GPU window ships) are read as they are, never trained or deleted:
+    the first source with a cell fills it, a run stopped at its cap is flagged, the other paper sizes
+    read "not run", and each column names its profile."""
     import json
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from onion_gru import cache
     from onion_gru.analysis import AnalysisConfig, analysis_entry
     from onion_gru.train import RNNConfig
 
     monkeypatch.setattr(report, "figure_dir", lambda profile: tmp_path)
-    gpu = get_profile("gpu")
-    assert "No gpu-profile results" in report.gpu_table(["probe_linear"], "x")
-    gru = RNNConfig.from_profile(gpu, 1024, "no_input", 0)
-    config = AnalysisConfig.from_profile(gpu, "probe_linear", gru)
-    path = cache.entry_dir("analysis", *analysis_entry(gru, config))
-    path.mkdir(parents=True)
-    result = {"accuracy": 0.97, "greedy_accuracy": 0.96}
-    (path / "manifest.json").write_text(json.dumps({"config": asdict(config), "train_seconds": 1.0, "metrics": {
-        "accuracy": 0.97, "chance": 0.0, "steps": 2_500, "flattened": True, "curve": [], "valid": result}}))
-    md = report.gpu_table(["probe_linear"], "x")
-    assert "| No input | Linear | 0.97 |" in md and "2,500" in md
-    assert (tmp_path / "x.csv").exists() and (path / "manifest.json").exists()
+    laptop = replace(get_profile("laptop"), size_sources=("large", "gpu"))
+
+    def ship(profile, size, accuracy, flattened):
+        gru = RNNConfig.from_profile(profile, size, "no_input", 0)
+        config = AnalysisConfig.from_profile(profile, "probe_linear", gru)
+        path = cache.entry_dir("analysis", *analysis_entry(gru, config))
+        path.mkdir(parents=True)
+        (path / "manifest.json").write_text(json.dumps({"config": asdict(config), "train_seconds": 1.0, "metrics": {
+            "accuracy": accuracy, "chance": 0.0, "steps": 2_500, "flattened": flattened, "curve": [],
+            "valid": {"accuracy": accuracy, "greedy_accuracy": accuracy}}}))
+        return path
+    paths = [ship(get_profile("large"), 1024, 0.97, False), ship(get_profile("gpu"), 1024, 0.5, True),
+             ship(get_profile("gpu"), 48, 0.25, True)]
+    runs, table, md = report.across_sizes(laptop, ["probe_linear"], "x")
+    assert list(table["profile"]) == ["gpu", "large"] and list(table["capped"]) == [False, True]
+    assert "| profile |  | `gpu` | not run | not run | not run | not run | `large` |" in md
+    assert "| No input | Linear | 0.25 | not run | not run | not run | not run | 0.97 † |" in md
+    assert len(runs) == 2 and (tmp_path / "x_sizes.csv").exists() and all((p / "manifest.json").exists() for p in paths)

@@ -153,15 +153,19 @@ def run(devices=None, sizes=(48, 64, 128, 256), large_sizes=(512, 1024)) -> pd.D
 
 
 def large_rows(device, tokens, lengths, sizes=(512, 1024)) -> list[dict]:
-    """The steps that decide the large profile's cost: the GRU's, and the linear unigram
-    intervention's with each orthogonal map (``speedup`` against matrix_exp), one model each, timed
-    in few repeats (a step of N = 1024 takes seconds)."""
+    """The steps that decide the large profile's cost: the GRU's in fp32 and with bf16 products
+    (``speedup`` against fp32), and the linear unigram intervention's with each orthogonal map
+    (``speedup`` against matrix_exp), one model each, timed in few repeats (a step of N = 1024 takes
+    seconds)."""
     from .interventions import ORTHOGONAL_MAPS
     quick = {"repeats": 3, "n": 2, "warmup": 1}
     rows = []
     for H in sizes:
-        gru = time_steps(training_step(RepeatRNN(ModelConfig(H)).to(device), tokens, lengths, device), device, **quick)
-        rows.append({"device": device.type, "what": "GRU train step (ours), fp32", "size": H, "ms": gru * 1e3})
+        fp32, bf16 = (time_steps(training_step(RepeatRNN(ModelConfig(H, precision=p)).to(device), tokens, lengths, device),
+                                 device, **quick) for p in ("fp32", "bf16"))
+        rows.append({"device": device.type, "what": "GRU train step (ours), fp32", "size": H, "ms": fp32 * 1e3})
+        rows.append({"device": device.type, "what": "GRU train step (ours), bf16 products", "size": H, "ms": bf16 * 1e3,
+                     "speedup": fp32 / bf16})
         times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
         rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}", "size": H, "ms": t * 1e3,
                   "speedup": times["matrix_exp"] / t} for m, t in times.items()]

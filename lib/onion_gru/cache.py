@@ -35,7 +35,7 @@ def data_root() -> Path:
 # Fields added to the configs after entries were shipped, each with the value those entries had
 # without naming it (every model was a GRU; no budget had a floor).  A field holding that value is
 # left out of the key, at any depth, so the shipped entries keep their keys; any other value is hashed.
-ADDED_FIELDS = {"cell": "gru", "floor": None, "orthogonal_map": "matrix_exp"}
+ADDED_FIELDS = {"cell": "gru", "floor": None, "orthogonal_map": "matrix_exp", "precision": "fp32"}
 
 
 def _key_fields(config: dict) -> dict:

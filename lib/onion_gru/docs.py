@@ -70,7 +70,7 @@ def profiles_table(names: str, root: Path = ROOT) -> str:
             "curve: every / on": lambda p: f"{p.gru.eval_every:,} steps / {p.gru.curve_size:,} sequences",
             "training set": lambda p: f"{p.train_size:,}", "evaluation sets": lambda p: f"first {p.eval_size:,}",
             "analyses": lambda p: ", ".join(p.methods) if p.methods else "all eight",
-            "rotation": lambda p: p.orthogonal_map, "cache": lambda p: p.data or "data/ (shipped)",
+            "rotation": lambda p: p.orthogonal_map, "GRU products": lambda p: p.precision, "cache": lambda p: p.data or "data/ (shipped)",
             "science": lambda p: "yes" if p.science else "no: a pipeline check"}
     lines = ["| | " + " | ".join(f"`{p.name}`" for p in chosen) + " |", "|---|" + "---|" * len(chosen)]
     lines += [f"| {label} | " + " | ".join(get(p) for p in chosen) + " |" for label, get in rows.items()]

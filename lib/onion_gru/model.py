@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .data import N_SYMBOLS
 from .cells import CELLS
-from .packed import Packing
+from .packed import PRECISIONS, Packing
 from .layers import GroupEmbedding, GroupLinear, gather_rows, member_state, stack_states
 
 SOS = N_SYMBOLS  # start-of-generation token id (30)
@@ -33,12 +33,15 @@ class ModelConfig:
     hidden_size: int
     variant: str = "autoregressive"  # or "no_input": the decoder sees SOS, then a constant token
     cell: str = "gru"  # or "lstm", "elman" (cells.py)
+    precision: str = "fp32"  # or "bf16": the GRU's recurrent products (packed.PRECISIONS)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose from {sorted(CELLS)}")
+        if self.precision not in PRECISIONS or (self.precision != "fp32" and self.cell != "gru"):
+            raise ValueError(f"precision {self.precision!r}: choose from {sorted(PRECISIONS)} (bf16: GRU cell only)")
         if self.hidden_size <= 0:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
 
@@ -67,7 +70,10 @@ class RepeatRNN(nn.Module):
         # PyTorch default initialisation throughout, as the authors: N(0,1) embedding, U(+-1/sqrt(H)) GRU
         # (each member draws only its own vocabulary's rows, so that K = 1 draws what nn.Embedding does)
         self.embedding = GroupEmbedding(N_SYMBOLS + 2, H, K, rows=[c.vocabulary for c in self.configs])
+        if any(c.precision != self.configs[0].precision for c in self.configs):
+            raise ValueError("the members of a group share their precision")
         self.rnn = CELLS[self.configs[0].cell](H, H, K)
+        self.rnn.matmul_dtype = PRECISIONS[self.configs[0].precision]
         self.fc = GroupLinear(H, N_SYMBOLS, K)
         self.register_buffer("no_input", torch.tensor([c.variant == "no_input" for c in self.configs]),
                              persistent=False)

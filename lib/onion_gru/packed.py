@@ -81,6 +81,46 @@ class Packing:
         return out.view(K, B * T + 1, *x.shape[2:])[:, :B * T].reshape(K, B, T, *x.shape[2:])
 
 
+def _product(w: torch.Tensor, dtype: torch.dtype | None, rows: int, accumulate: bool = False):
+    """``f(a, out)``: ``out = a @ w`` (``accumulate``: ``out += a @ w``) for blocks ``a [K, n, .]`` of at
+    most ``rows`` rows.  ``dtype`` None: in fp32, by the kernels every shipped entry used.
+    ``torch.bfloat16``: both operands rounded to bf16 for the product (``w`` once, here), the result
+    added to the fp32 ``out``: states, gates and weights stay fp32 (PRECISIONS).  The bf16 product
+    always runs ``rows`` rows (a block's own rows, then stale ones, whose results are dropped): oneDNN
+    builds a kernel per shape, and a new shape at every step cost more than the product itself."""
+    if dtype is None:
+        return (lambda a, out: out.baddbmm_(a, w)) if accumulate else (lambda a, out: torch.bmm(a, w, out=out))
+    low, buffer = w.to(dtype), w.new_zeros(w.shape[0], rows, w.shape[1], dtype=dtype)
+
+    def product(a, out):
+        buffer[:, :a.shape[1]].copy_(a)
+        result = torch.bmm(buffer, low)[:, :a.shape[1]]
+        return out.add_(result) if accumulate else out.copy_(result)
+    return product
+
+
+def _weight_gradient(d_gh: torch.Tensor, h_prev1: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """d_gh^T h_prev1 over all packed rows [K, S, .]: fp32, or bf16 operands with S padded by zero rows
+    to a multiple of 512 (few shapes, see ``_product``), cast as they lie (a transposing copy cost
+    more than the product: measured)."""
+    if dtype is None:
+        return torch.bmm(d_gh.mT, h_prev1)
+    K, S, G = d_gh.shape
+    padded = -(-S // 512) * 512
+    a = d_gh.new_zeros(K, padded, G, dtype=dtype)
+    a[:, :S].copy_(d_gh)
+    b = h_prev1.new_zeros(K, padded, h_prev1.shape[2], dtype=dtype)
+    b[:, :S].copy_(h_prev1)
+    return torch.bmm(a.mT, b).float()
+
+
+# The precisions a model's recurrent products may run in (ModelConfig.precision): fp32, or bf16 for
+# the two products of each time step and the recurrent weight's gradient, with fp32 master weights,
+# optimizer state, gates, states and loss (an onion stores positions at geometrically shrinking
+# magnitudes: rounding the state itself could erase its inner layers).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
 def _rows(blocks: torch.Tensor, sizes) -> list[torch.Tensor]:
     """[K, S, ...] -> the [K, sizes[t], ...] block of each step (views)"""
     return list(blocks.split(sizes, dim=1))
@@ -92,7 +132,7 @@ class PackedGRU(torch.autograd.Function):
     sequence's state after its last step, [K, B, H]."""
 
     @staticmethod
-    def forward(ctx, gi, h0, w_hh, b_hh, packing, final):
+    def forward(ctx, gi, h0, w_hh, b_hh, packing, final, dtype=None):
         K, S, _ = gi.shape
         B, H, sizes = h0.shape[1], h0.shape[2], packing.sizes
         # s: state blocks with a column of ones; block 0 is h0 (sorted), block t + 1 the states after step t
@@ -100,6 +140,7 @@ class PackedGRU(torch.autograd.Function):
         s[..., H] = 1
         s[:, :B, :H] = h0.gather(1, packing.order[..., None].expand(K, B, H))
         w_hh1_t = torch.cat([w_hh, b_hh[..., None]], 2).mT.contiguous()
+        recurrent = _product(w_hh1_t, dtype, rows=B)
         gh, rz, n = gi.new_empty(K, S, 3 * H), gi.new_empty(K, S, 2 * H), gi.new_empty(K, S, H)
         s_blocks, s_outs = _rows(s, (B,) + sizes), _rows(s[:, B:, :H], sizes)
         steps = zip(sizes, s_blocks, s_outs, _rows(gh, sizes), _rows(gi[..., :2 * H], sizes),
@@ -107,12 +148,12 @@ class PackedGRU(torch.autograd.Function):
                     _rows(rz, sizes), _rows(rz[..., :H], sizes), _rows(rz[..., H:], sizes), _rows(n, sizes))
         for size, s_in, s_out, gh_t, gi_rz_t, gi_n_t, gh_rz_t, gh_n_t, rz_t, r_t, z_t, n_t in steps:
             h_in = s_in[:, :size]  # the sequences still running are the first ``size`` of the block
-            torch.bmm(h_in, w_hh1_t, out=gh_t)
+            recurrent(h_in, gh_t)
             torch.add(gi_rz_t, gh_rz_t, out=rz_t).sigmoid_()
             # tanh(a) as 2 sigmoid(2a) - 1: ATen's CPU tanh costs 5x its sigmoid (54 vs 12 us here)
             torch.addcmul(gi_n_t, r_t, gh_n_t, out=n_t).mul_(2).sigmoid_().mul_(2).sub_(1)
             torch.lerp(n_t, h_in[..., :H], z_t, out=s_out)  # (1 - z) n + z h
-        ctx.packing, ctx.final = packing, final
+        ctx.packing, ctx.final, ctx.dtype = packing, final, dtype
         ctx.save_for_backward(w_hh, gh, rz, n, s)
         states = s[:, B:, :H]
         return states.gather(1, packing.last[..., None].expand(K, B, H)) if final else states.contiguous()
@@ -140,6 +181,7 @@ class PackedGRU(torch.autograd.Function):
         blocks = list(zip(sizes, _rows(d_h, sizes), _rows(d_gh, sizes), _rows(d_gh.view(K, -1, 3, H), sizes),
                           _rows(factors, sizes), _rows(z, sizes)))
         d_h0 = None
+        into_state = _product(w_hh, ctx.dtype, rows=B, accumulate=True)
         for t in reversed(range(len(sizes))):
             size, d_h_t, d_gh_t, d_gh3_t, f_t, z_t = blocks[t]
             torch.mul(d_h_t.unsqueeze(2), f_t, out=d_gh3_t)
@@ -149,7 +191,7 @@ class PackedGRU(torch.autograd.Function):
                 dst.addcmul_(d_h_t, z_t)
             else:
                 dst = d_h0 = d_h_t * z_t
-            dst.baddbmm_(d_gh_t, w_hh)
+            into_state(d_gh_t, dst)
         need = ctx.needs_input_grad
         d_gi = d_h0_unsorted = d_hh = None
         if need[0]:
@@ -158,9 +200,9 @@ class PackedGRU(torch.autograd.Function):
         if need[1]:
             d_h0_unsorted = d_h0.new_zeros(K, B, H).scatter_(1, packing.order[:, :sizes[0], None].expand(-1, -1, H), d_h0)
         if need[2] or need[3]:
-            d_hh = torch.bmm(d_gh.mT, h_prev1)
+            d_hh = _weight_gradient(d_gh, h_prev1, ctx.dtype)
         return (d_gi, d_h0_unsorted, d_hh[..., :-1] if need[2] else None, d_hh[..., -1] if need[3] else None,
-                None, None)
+                None, None, None)
 
 
 class CellWeights(nn.Module):
@@ -169,6 +211,7 @@ class CellWeights(nn.Module):
     the input projection; and the state's width (``width`` H) and what an output layer reads of it.
     The GRU here, the LSTM and Elman cells in cells.py."""
     gates, width = 3, 1
+    matmul_dtype: torch.dtype | None = None  # the recurrent products' precision (PRECISIONS; GRU only)
 
     def __init__(self, input_size: int, hidden_size: int, k: int = 1):
         super().__init__()
@@ -206,7 +249,7 @@ class GroupGRU(CellWeights):
         gather its rows (layers.gather_rows): 32 rows instead of one per packed row, forward and back."""
         K, B, _ = packing.shape
         h0 = gi.new_zeros(K, B, self.hidden_size) if h0 is None else h0
-        return PackedGRU.apply(gi, h0, self.weight_hh_l0, self.bias_hh_l0, packing, final)
+        return PackedGRU.apply(gi, h0, self.weight_hh_l0, self.bias_hh_l0, packing, final, self.matmul_dtype)
 
     def sequence(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """States ``[K, B, T, H]`` over full-length inputs ``x [K, B, T, I]``."""

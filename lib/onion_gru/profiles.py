@@ -89,6 +89,7 @@ class Profile:
     cell: str = "gru"  # every model of a profile has one cell (cells.py); "lstm" and "elman" profiles compare
     methods: tuple[str, ...] | None = None  # the analyses it runs (analysis.METHODS); None: all eight
     orthogonal_map: str = "matrix_exp"  # the linear interventions' rotation (interventions.ORTHOGONAL_MAPS)
+    precision: str = "fp32"  # the GRUs' recurrent products (packed.PRECISIONS)
     # What a profile is, for the notebooks, the Makefile and the report (never tested by its name):
     science: bool = True  # False: a pipeline check whose numbers mean nothing (the notebooks say so)
     data: str | None = None  # its cache, relative to the project root; None: the shipped cache, data/
@@ -97,6 +98,9 @@ class Profile:
     # the profiles notebooks 07 and 08 read beside it, by role ("lstm", "elman", "grid"): `make
     # extensions` trains them for the laptop profile, `make test` for the smoke profile
     extensions: tuple[tuple[str, str], ...] = ()
+    # the profiles whose results notebooks 01, 02 and 04 combine into one table over the paper's sizes,
+    # in order of preference: at each (N, variant, method) the first that has it fills the cell
+    size_sources: tuple[str, ...] = ()
 
     @property
     def shipped(self) -> bool:
@@ -147,7 +151,8 @@ PROFILES: dict[str, Profile] = {
                      gru=Budget.fixed(40_000, 1_000), analysis=Budget.fixed(60_000, 1_000)),
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                       figures="figures", notebooks="notebooks",
-                      extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"))),
+                      extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid")),
+                      size_sources=("laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
     # (one seed), and the GRU on a finer grid of sizes with the three interventions.  The grid shares
@@ -169,14 +174,19 @@ PROFILES: dict[str, Profile] = {
     # map finds what matrix_exp found before the large profile uses it (same GRUs, same rule).
     "cayley_check": Profile("cayley_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                             methods=("linear_unigram", "linear_bigram"), orthogonal_map="cayley"),
+    # The GRUs of N = 256 with their recurrent products in bf16, trained and analysed so: the check that
+    # bf16 lands within the seed spread of the grid's fp32 numbers before the large profile may use it.
+    "bf16_check": Profile("bf16_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
+                          methods=GRID_METHODS, precision="bf16"),
     "smoke": Profile("smoke", (16, 32), VARIANTS, (0,), gru=SMOKE_BUDGET, analysis=SMOKE_BUDGET,
                      train_size=20_000, eval_size=300, science=False, data="build/smoke-data",
                      figures="build/smoke/figures",
-                     extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid"))),
+                     extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid")),
+                     size_sources=("smoke", "smoke_grid")),
 }
 # the extension notebooks' companions under smoke (CI runs notebooks 07 and 08 on tiny models)
 PROFILES.update({f"smoke_{name}": replace(PROFILES["smoke"], name=f"smoke_{name}", cell=PROFILES[name].cell,
-                                          methods=PROFILES[name].methods, extensions=())
+                                          methods=PROFILES[name].methods, extensions=(), size_sources=())
                  for name in ("lstm", "elman", "grid")})
 DEFAULT_PROFILE = "laptop"
 

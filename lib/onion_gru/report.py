@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import cache
 from .analysis import AnalysisConfig, analysis_entry
-from .profiles import Profile, get_profile
+from .profiles import PAPER_SIZES, Profile, get_profile
 from .train import RNNConfig, get_gru, gru_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,23 +242,51 @@ def _labelled(wide: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def gpu_table(methods, stem: str, row_keys=("variant", "method")) -> str:
-    """The ``gpu`` profile's shipped results (scripts/gpu_profile.py; never trained here) for
-    ``methods``, or the GRUs' own accuracies when ``methods`` is None, in the paper's layout, saved
-    under figures/gpu/ as ``stem``.  Returns the Markdown, or a line saying nothing is shipped."""
-    gpu = get_profile("gpu")
-    if methods is None:
-        runs = gru_results(gpu, partial=True)
-        tables = [aggregate(runs.assign(method=m), gpu, value=m) for m in ("accuracy", "greedy_accuracy")] if len(runs) else []
-        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    else:
-        runs = analysis_results(gpu, methods, partial=True)
-        table = aggregate(runs, gpu) if len(runs) else pd.DataFrame()
-    if table.empty:
-        return "No gpu-profile results are shipped yet (docs/gpu.md: run scripts/gpu_profile.py on a GPU).\n"
-    md = wide_markdown(table, row_keys)
-    save_table(table, stem, gpu, markdown=md)
-    return md
+CAPPED = "†"  # marks a cell where a seed stopped at its cap: a lower bound
+
+
+def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "method")) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The paper's table over its six sizes from the profiles in ``profile.size_sources``: at each
+    (N, variant, method) the first source that has results fills the cell, its profile named; a
+    cell where any seed stopped at its cap (not flattened) is flagged ``CAPPED`` in the Markdown and
+    ``capped`` in the CSV; a cell no source has reads "not run".  ``methods`` None: the GRUs' own
+    accuracies (teacher-forced and free-running).  Saved as ``<stem>_sizes``; returns the per-seed
+    runs, the long table and the Markdown."""
+    sizes = PAPER_SIZES if profile.science else tuple(sorted({n for s in profile.size_sources for n in get_profile(s).sizes}))
+    tables, runs, seen = [], [], set()
+    for source in map(get_profile, profile.size_sources):
+        if methods is None:
+            grus = gru_results(source, partial=True)
+            found = pd.concat([grus.assign(method=m, accuracy=grus[m]) for m in ("accuracy", "greedy_accuracy")]) if len(grus) else grus
+        else:
+            found = analysis_results(source, methods, sizes=[n for n in source.sizes if n in sizes], partial=True)
+        if not len(found):
+            continue
+        found = found[found["size"].isin(sizes)]
+        keys = list(zip(found["size"], found["variant"], found["method"]))
+        found = found[[k not in seen for k in keys]]
+        if not len(found):
+            continue
+        seen |= set(zip(found["size"], found["variant"], found["method"]))
+        agg = aggregate(found, source)
+        agg["capped"] = (~found.groupby(["size", "variant", "method"], sort=False)["flattened"].all().astype(bool)).to_numpy()
+        tables.append(agg)
+        runs.append(found.assign(profile=source.name))
+    table = pd.concat(tables, ignore_index=True).sort_values(["size"], kind="stable")
+    texts = [cell(m, s, n) + (f" {CAPPED}" if c else "") for m, s, n, c in
+             zip(table["mean"], table["std"], table["n"], table["capped"])]
+    wide = _wide(table, texts, row_keys)
+    for n in sizes:  # every paper size is a column, run or not
+        wide[f"N={n}"] = wide.get(f"N={n}", NOT_RUN)
+    wide = wide[[*row_keys, *[f"N={n}" for n in sizes]]].fillna(NOT_RUN)
+    sources = table.groupby("size")["profile"].agg(lambda p: " + ".join(dict.fromkeys(p)))
+    header = {k: "" for k in row_keys} | {f"N={n}": f"`{sources[n]}`" if n in sources else NOT_RUN for n in sizes}
+    header[row_keys[0]] = "profile"
+    md = (to_markdown(pd.concat([pd.DataFrame([header]), wide], ignore_index=True))
+          + f"\nCells: mean ± std over the seeds run; {CAPPED}: a seed stopped at its cap still climbing (a lower "
+            "bound); the profile row names where each column comes from (docs/profiles.md).\n")
+    save_table(table, f"{stem}_sizes", profile, markdown=md)
+    return pd.concat(runs, ignore_index=True), table, md
 
 
 def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:

@@ -29,18 +29,21 @@ class RNNConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1  # AdamW, on all parameters, as the authors
     cell: str = "gru"  # "lstm" or "elman" for the cell comparison (cells.py)
+    precision: str = "fp32"  # "bf16": the GRU's recurrent products in bf16 (packed.PRECISIONS)
 
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.hidden_size, self.variant, self.cell)
+        return ModelConfig(self.hidden_size, self.variant, self.cell, self.precision)
 
     @property
     def label(self) -> str:
-        return ("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
+        return (("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
+                + ("" if self.precision == "fp32" else f"-{self.precision}"))
 
     @classmethod
     def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "RNNConfig":
-        return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size, cell=profile.cell)
+        return cls(hidden_size, variant, seed, profile.gru, profile.train_size, profile.batch_size, cell=profile.cell,
+                   precision=profile.precision)
 
 
 def default_device() -> torch.device:

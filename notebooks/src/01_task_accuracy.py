@@ -60,12 +60,15 @@ report.save_figure(fig, "01_task_accuracy", P)
 plt.show()
 
 # %% [markdown]
-# ## The `gpu` profile: all six sizes
-# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
-# the manifests it shipped; saved as `figures/gpu/01_task_accuracy.csv`.  Not trained here.
+# ## The paper's six sizes
+# The same table over N = 48-1024 from every profile with results there (`Profile.size_sources`: the
+# laptop profile, the `grid` at 256, the `large` profile at 512 and 1024, then what the `gpu_grid` and
+# `gpu` profiles shipped), each column's profile named, every run stopped at its cap flagged (†, a
+# lower bound); saved as `figures/01_task_accuracy_sizes.*`.  Read from the cache, never trained here.
 
 # %%
-print(report.gpu_table(None, "01_task_accuracy"))
+_, _, md = report.across_sizes(P, None, "01_task_accuracy")
+print(md)
 
 # %% [markdown]
 # ## Claim check

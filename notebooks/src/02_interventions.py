@@ -58,12 +58,19 @@ report.save_figure(fig, "02_interventions", P)
 plt.show()
 
 # %% [markdown]
-# ## The `gpu` profile: all six sizes
-# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
-# the manifests it shipped; saved as `figures/gpu/02_interventions.csv`.  Not trained here.
+# ## The paper's six sizes
+# The same table over N = 48-1024 from every profile with results there (`Profile.size_sources`: the
+# laptop profile, the `grid` at 256, the `large` profile at 512 and 1024, then what the `gpu_grid` and
+# `gpu` profiles shipped), each column's profile named, every run stopped at its cap flagged (†, a
+# lower bound: the `gpu_grid` rule caps analyses at 8,000 steps); saved as
+# `figures/02_interventions_sizes.*`, with its figure.  Read from the cache, never trained here.
 
 # %%
-print(report.gpu_table(INTERVENTION_METHODS, "02_interventions"))
+sized_runs, _, md = report.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
+print(md)
+fig, axes = report.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy")
+report.save_figure(fig, "02_interventions_sizes", P)
+plt.show()
 
 # %% [markdown]
 # ## Beyond the laptop: N = 512 and 1024 on a borrowed GPU

@@ -38,12 +38,14 @@ report.save_figure(fig, "04_probes", P)
 plt.show()
 
 # %% [markdown]
-# ## The `gpu` profile: all six sizes
-# The same rule on a borrowed GPU (`scripts/gpu_profile.py`, two seeds, N = 48 to 1024), read from
-# the manifests it shipped; saved as `figures/gpu/04_probes.csv`.  Not trained here.
+# ## The paper's six sizes
+# The same table over N = 48-1024 from every profile with results there (`Profile.size_sources`),
+# each column's profile named, runs stopped at their cap flagged (†); saved as
+# `figures/04_probes_sizes.*`.  Read from the cache, never trained here.
 
 # %%
-print(report.gpu_table(PROBE_METHODS, "04_probes", row_keys=("method", "variant")))
+_, _, md = report.across_sizes(P, PROBE_METHODS, "04_probes", row_keys=("method", "variant"))
+print(md)
 
 # %% [markdown]
 # ## Claim check
