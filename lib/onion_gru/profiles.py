@@ -95,8 +95,8 @@ class Profile:
     data: str | None = None  # its cache, relative to the project root; None: the shipped cache, data/
     figures: str | None = None  # where its figures and tables go; None: figures/<name>
     notebooks: str | None = None  # where `make reproduce PROFILE=<name>` writes the executed notebooks
-    # the profiles notebooks 07 and 08 read beside it, by role ("lstm", "elman", "grid"): `make
-    # extensions` trains them for the laptop profile, `make test` for the smoke profile
+    # the profiles notebooks 07-09 read beside it, by role ("lstm", "elman", "grid", "cayley",
+    # "bf16"): `make extensions` trains them for the laptop profile, `make test` for the smoke profile
     extensions: tuple[tuple[str, str], ...] = ()
     # the profiles whose results notebooks 01, 02 and 04 combine into one table over the paper's sizes,
     # in order of preference: at each (N, variant, method) the first that has it fills the cell
@@ -151,7 +151,8 @@ PROFILES: dict[str, Profile] = {
                      gru=Budget.fixed(40_000, 1_000), analysis=Budget.fixed(60_000, 1_000)),
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                       figures="figures", notebooks="notebooks",
-                      extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid")),
+                      extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"), ("cayley", "cayley_check"),
+                                  ("bf16", "bf16_check")),
                       size_sources=("laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
@@ -181,13 +182,17 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", (16, 32), VARIANTS, (0,), gru=SMOKE_BUDGET, analysis=SMOKE_BUDGET,
                      train_size=20_000, eval_size=300, science=False, data="build/smoke-data",
                      figures="build/smoke/figures",
-                     extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid")),
+                     extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid"),
+                                 ("cayley", "smoke_cayley"), ("bf16", "smoke_bf16")),
                      size_sources=("smoke", "smoke_grid")),
 }
 # the extension notebooks' companions under smoke (CI runs notebooks 07 and 08 on tiny models)
 PROFILES.update({f"smoke_{name}": replace(PROFILES["smoke"], name=f"smoke_{name}", cell=PROFILES[name].cell,
                                           methods=PROFILES[name].methods, extensions=(), size_sources=())
                  for name in ("lstm", "elman", "grid")})
+PROFILES["smoke_cayley"] = replace(PROFILES["smoke_grid"], name="smoke_cayley", methods=PROFILES["cayley_check"].methods,
+                                   orthogonal_map="cayley")
+PROFILES["smoke_bf16"] = replace(PROFILES["smoke_grid"], name="smoke_bf16", precision="bf16")
 DEFAULT_PROFILE = "laptop"
 
 

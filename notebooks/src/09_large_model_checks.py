@@ -1,0 +1,96 @@
+# %% [markdown]
+# # 09 · Are the large profile's shortcuts safe? The Cayley rotation and bf16 products at N = 256
+#
+# **Not a paper artefact.**  The `large` profile trains the paper's N = 512 and 1024 on two CPU
+# cores, and two changes make that affordable: the linear interventions' rotation through the
+# Cayley map instead of the matrix exponential (the rotation's cost at N = 1024 falls 14x,
+# docs/performance.md), and, if it holds, the GRU's recurrent products in bf16 (about 1.9x on the
+# N = 1024 GRU step of a CPU with AMX).  Neither may change what we measure.  Each is checked
+# against the grid's shipped fp32 / matrix_exp runs on the same GRUs of N = 256 (both variants,
+# two seeds, the laptop's rule):
+#
+# * `cayley_check`: the linear unigram and linear bigram interventions with the Cayley map, on the
+#   grid's own GRUs;
+# * `bf16_check`: new GRUs with bf16 products and their three interventions, trained and analysed
+#   in bf16, against the grid's fp32 GRUs.
+#
+# **Criterion** (per variant and method): the mean over seeds lands within 0.02 of the reference's
+# mean, or within the seed spread (the larger of the two runs' ranges over seeds).
+
+# %% tags=["parameters"]
+profile = "laptop"
+
+# %%
+import pandas as pd
+
+from onion_gru import report
+from onion_gru.profiles import extension
+
+P = report.active_profile(profile)
+report.set_style()
+reference, checks = extension(P, "grid"), {role: extension(P, role) for role in ("cayley", "bf16")}
+for role, C in checks.items():
+    print(f"{role:7s} profile {C.name}: sizes {C.sizes}, seeds {C.seeds}, methods {C.methods}, "
+          f"rotation {C.orthogonal_map}, GRU products {C.precision}")
+
+# %%
+def compared(check):
+    """Per (size, variant, method, seed): the reference's accuracy and steps beside the check's."""
+    sizes = list(check.sizes)
+    parts = [report.analysis_results(check, check.methods, sizes=sizes, partial=True)]
+    ref = [report.analysis_results(reference, check.methods, sizes=sizes, partial=True)]
+    if check.precision != reference.precision:  # new GRUs: their own task accuracy is compared too
+        parts.append(report.gru_results(check, partial=True).assign(method="gru (task)"))
+        ref.append(report.gru_results(reference, partial=True).assign(method="gru (task)"))
+    keys = ["size", "variant", "method", "seed"]
+    ours, theirs = (pd.concat([p for p in frames if len(p)], ignore_index=True) if any(len(p) for p in frames)
+                    else pd.DataFrame(columns=keys + ["accuracy", "steps", "flattened"]) for frames in (parts, ref))
+    theirs = theirs[theirs["size"].isin(sizes)]
+    return theirs[keys + ["accuracy", "steps"]].merge(ours[keys + ["accuracy", "steps", "flattened"]], on=keys,
+                                                     how="left", suffixes=("_reference", "_check"))
+
+
+def verdicts(table):
+    """Per (size, variant, method): both means, the spread, and whether the check lands within it."""
+    rows = []
+    for (size, variant, method), g in table.groupby(["size", "variant", "method"], sort=False):
+        if g["accuracy_check"].isna().any():
+            rows.append({"size": size, "variant": variant, "method": method, "within": None})
+            continue
+        spread = max(g["accuracy_reference"].max() - g["accuracy_reference"].min(),
+                     g["accuracy_check"].max() - g["accuracy_check"].min())
+        diff = g["accuracy_check"].mean() - g["accuracy_reference"].mean()
+        rows.append({"size": size, "variant": variant, "method": method,
+                     "reference": g["accuracy_reference"].mean(), "check": g["accuracy_check"].mean(),
+                     "difference": diff, "seed_spread": spread, "within": bool(abs(diff) <= max(0.02, spread))})
+    return pd.DataFrame(rows)
+
+
+results = {}
+for role, check in checks.items():
+    table = compared(check)
+    summary = verdicts(table)
+    report.save_table(table, f"09_{role}_runs", P)
+    md = report.to_markdown(summary.round(3).fillna(report.NOT_RUN)) if len(summary) else "(nothing to compare)\n"
+    report.save_table(summary, f"09_{role}", P, markdown=md)
+    results[role] = summary
+    print(f"## {role}: {check.name} against {reference.name}\n\nper seed:\n{table.round(3).to_string(index=False)}\n\n{md}")
+
+# %% [markdown]
+# ## Check
+# Each shortcut is safe when every (variant, method) lands within its criterion; NOT TESTABLE while a
+# run is missing (the `large` profile uses a shortcut only once its check is SUPPORTED here).
+
+# %%
+for role, summary in results.items():
+    within = list(summary["within"]) if len(summary) else [None]
+    ok = None if None in within else all(within)
+    run = summary.dropna(subset=["difference"]) if "difference" in summary else summary
+    worst = (f"largest difference {run['difference'].abs().max():.3f} (seed spread up to {run['seed_spread'].max():.3f})"
+             if len(run) else "not run yet")
+    report.claim(P, "09_large_model_checks", "(none: the large profile's shortcuts)",
+                 ("the Cayley rotation changes" if role == "cayley" else "the bf16 GRU products change") + " no number at N = "
+                 + ", ".join(map(str, checks[role].sizes)),
+                 ok, f"{sum(w is not None for w in within)} of {len(within)} (variant, method) cells compared; {worst}")
+if not P.science:
+    print("(smoke profile: a pipeline check, not science)")
