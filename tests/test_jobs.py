@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import Job, _run_submitit, is_done, missing_jobs, needs, next_group, plan_groups, run_jobs
+from onion_gru.jobs import Job, _run_submitit, entry, is_done, missing_jobs, needs, next_group, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import RNNConfig
 
@@ -151,3 +151,33 @@ def test_environment_yml_repeats_the_pyproject_pins():
     listed = {line.strip()[2:] for line in (root / "environment.yml").read_text().splitlines()
               if line.strip().startswith("- ") and "==" in line}
     assert pins == listed
+
+
+def test_a_gru_flattened_before_a_lower_cap_is_reused_not_retrained(cache_root):
+    """Two budgets that differ only in the cap: a run that flattened before the lower cap is the same
+    run under the higher one, so its entry is copied (weights, results, a note); one stopped by its
+    cap is not."""
+    from dataclasses import replace as swap
+
+    from onion_gru.jobs import reuse_replayed
+    from onion_gru.profiles import PROFILES
+    smoke = get_profile("smoke").check(sizes=[16], variants=["autoregressive"])
+    low = swap(smoke, name="low", gru=swap(smoke.gru, max_steps=60, min_gain=2.0))  # flattens at its second point (40)
+    high = swap(low, name="high", gru=swap(low.gru, max_steps=200))
+    PROFILES["low"] = low
+    try:
+        run_jobs(missing_jobs(low, [])[0], workers=1)
+        (job,) = missing_jobs(high, [])[0]
+        line = reuse_replayed(job)
+        assert line and "reused from profile low" in line and "flattened at 40 of its 60-step cap" in line
+        assert is_done(job) and missing_jobs(high, []) == ([], [])
+        copied = cache.read_manifest(*entry(job))
+        assert copied["config"]["budget"]["max_steps"] == 200 and copied["copied_from"]["profile"] == "low"
+        capped = swap(low, name="capped", gru=swap(low.gru, max_steps=30, min_steps=40))  # its cap comes first
+        PROFILES["capped"] = capped
+        run_jobs(missing_jobs(capped, [])[0], workers=1)
+        (other,) = missing_jobs(swap(capped, name="higher", gru=swap(capped.gru, max_steps=300)), [])[0]
+        assert reuse_replayed(other) is None
+    finally:
+        PROFILES.pop("low", None)
+        PROFILES.pop("capped", None)

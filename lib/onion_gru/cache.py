@@ -135,6 +135,22 @@ def put(kind: str, label: str, config: dict, state: dict, metrics: dict, seconds
     return state, write_entry(entry_dir(kind, label, config, root), state, config, metrics, seconds)
 
 
+def copy_entry(kind: str, source: tuple[str, dict], target: tuple[str, dict], note: dict) -> dict:
+    """Store ``source``'s weights and results under ``target``'s key (the same model under an
+    equivalent config): its manifest as it was (environment, times) with the new config and ``note``."""
+    src = entry_dir(kind, *source)
+    manifest = json.loads((src / "manifest.json").read_text())
+    dst = entry_dir(kind, *target)
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "weights.pt", dst / "weights.pt.tmp")
+    os.replace(dst / "weights.pt.tmp", dst / "weights.pt")
+    manifest.update(config=target[1], config_hash=config_hash(target[1]), copied_from={"entry": src.name, **note})
+    with tempfile.NamedTemporaryFile("w", dir=dst, suffix=".tmp", delete=False) as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    os.replace(f.name, dst / "manifest.json")
+    return manifest
+
+
 def read_manifest(kind: str, label: str, config: dict, root: Path | None = None) -> dict | None:
     """The manifest of an entry, weights or not; None if there is none."""
     path = entry_dir(kind, label, config, root) / "manifest.json"

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
-    from .jobs import missing_jobs, run_jobs, unique
+    from .jobs import missing_jobs, reuse_replayed, run_jobs, unique
     if args.command == "status":
         from .status import report
         try:
@@ -103,6 +103,12 @@ def main(argv=None) -> int:
         gru_jobs, analysis_jobs = gru_jobs + grus, analysis_jobs + analyses
         print(f"profile {profile.name}: {len(grus)} models and {len(analyses)} analyses to compute")
     gru_jobs, analysis_jobs = unique(gru_jobs), unique(analysis_jobs)  # an entry two profiles share runs once
+    if not args.dry_run:
+        reused = [(job, reuse_replayed(job)) for job in gru_jobs]
+        for _, line in reused:
+            if line:
+                print(line)
+        gru_jobs = [job for job, line in reused if not line]
     if args.dry_run:
         for job in gru_jobs + analysis_jobs:
             print("  ", job.label)

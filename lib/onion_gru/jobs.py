@@ -137,6 +137,34 @@ def unique(jobs: list[Job]) -> list[Job]:
     return list({key(job): job for job in reversed(jobs)}.values())[::-1]
 
 
+def reuse_replayed(job: Job) -> str | None:
+    """Give a missing GRU job the entry of the same model trained under a budget that differs only in
+    its cap, when that run stopped by the rule before its cap and this job's budget, replayed on its
+    curve (``Budget.stop_index``; training does not depend on the cap), stops it at the same step:
+    the same run.  Returns what was reused, or None."""
+    from dataclasses import asdict
+    from .profiles import PROFILES
+    from .train import RNNConfig, gru_entry
+    kind, label, config = entry(job)
+    if kind != "gru":
+        return None
+    budget = job.profile.gru
+    for other in PROFILES.values():
+        if other.gru == budget or replace(other.gru, max_steps=0) != replace(budget, max_steps=0):
+            continue
+        source = RNNConfig.from_profile(other, job.size, job.variant, job.seed)
+        if {**asdict(source), "budget": None} != {**config, "budget": None} or not cache.is_cached("gru", *gru_entry(source)):
+            continue
+        metrics = cache.read_manifest("gru", *gru_entry(source))["metrics"]
+        steps, accuracies = [p["step"] for p in metrics["curve"]], [p["accuracy"] for p in metrics["curve"]]
+        if metrics["flattened"] and budget.stop_index(steps, accuracies) == len(steps) - 1:
+            note = {"profile": other.name, "why": f"flattened at {steps[-1]:,} of its {other.gru.max_steps:,}-step cap; "
+                    f"the same rule stops it there under a cap of {budget.max_steps:,}"}
+            cache.copy_entry("gru", gru_entry(source), (label, config), note)
+            return f"{job.label}: reused from profile {other.name} ({note['why']})"
+    return None
+
+
 def needs(groups: list[list[Job]]) -> list[set[int]]:
     """For each group, the groups among ``groups`` that train the GRUs its analyses read (found by
     the GRU's entry, whichever profile's job trains it)."""
