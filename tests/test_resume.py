@@ -120,7 +120,7 @@ def test_a_shipped_gru_retrained_by_the_loop_retraces_its_recorded_curve():
     from onion_gru.profiles import get_profile
     from onion_gru.train import train_grus
     config = RNNConfig.from_profile(get_profile("laptop"), 48, "autoregressive", 0)
-    shipped = cache.read_manifest("gru", *gru_entry(config))["metrics"]["curve"][:2]
+    shipped = cache.read_manifest("gru", *gru_entry(config), root=cache.DEFAULT_ROOT)["metrics"]["curve"][:2]
     _, (metrics,) = train_grus([replace(config, budget=replace(config.budget, max_steps=1000))], "cpu", eval_size=1000)
     assert [p["step"] for p in metrics["curve"]] == [p["step"] for p in shipped] == [500, 1000]
     for point, recorded in zip(metrics["curve"], shipped):

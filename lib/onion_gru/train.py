@@ -222,7 +222,7 @@ def fit(trainee: Trainee, configs: list, train_set, curve_set, checkpoint: cache
                          "schedule": {k: v for k, v in schedule.__dict__.items() if k != "budget"},
                          "step": step, "seconds": time.time() - start})
 
-    start = last_save = time.time() - elapsed
+    start, last_save = time.time() - elapsed, time.time()
     show = progress_enabled()
     while step < budget.max_steps:
         step += 1
