@@ -181,3 +181,17 @@ def test_a_gru_flattened_before_a_lower_cap_is_reused_not_retrained(cache_root):
     finally:
         PROFILES.pop("low", None)
         PROFILES.pop("capped", None)
+
+
+def test_train_with_several_profiles_schedules_each_shared_entry_once(tmp_path):
+    """smoke_grid's GRUs are the smoke profile's (same configs): asked for both, each is listed once."""
+    result = cli("train", "--profile", "smoke", "smoke_grid", "--methods", "none", "--dry-run",
+                 env={"ONION_GRU_DATA": str(tmp_path)})
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("   ")]
+    assert result.returncode == 0 and sorted(listed) == sorted(set(listed)) and len(listed) == 4
+
+
+def test_where_prints_a_profiles_folders():
+    assert cli("where", "--profile", "smoke", "data").stdout.strip() == "build/smoke-data"
+    assert cli("where", "--profile", "laptop", "notebooks").stdout.strip() == "notebooks"
+    assert cli("where", "--profile", "grid", "figures").stdout.strip() == "figures/grid"

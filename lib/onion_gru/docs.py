@@ -7,6 +7,7 @@ files under figures/ (the notebooks write them), between two marker comments, ne
     <!-- generated: table figures/02_interventions.md -->   a Markdown table a notebook saved
     <!-- generated: csv figures/bench.csv -->                 a CSV file (or a glob of them) as a table
     <!-- generated: profiles laptop grid -->                 profiles side by side (profiles.PROFILES)
+    <!-- generated: progress large -->                       what a profile has shipped (status.py)
 
 ``python -m onion_gru docs`` rewrites the blocks (``make reproduce`` runs it after the notebooks);
 ``--check`` lists the stale files and exits 1, and a test runs the same check, so a stale number
@@ -77,7 +78,26 @@ def profiles_table(names: str, root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
-KINDS = {"claims": claims_table, "table": included_table, "csv": csv_table, "profiles": profiles_table}
+def progress_line(names: str, root: Path = ROOT) -> str:
+    """What the named profiles have shipped (models and analyses, those at their cap), from the
+    manifests alone (a checkpoint in progress is this machine's, not the project's)."""
+    from .analysis import METHODS
+    from .profiles import get_profile
+    from .status import job_rows
+    lines = []
+    for profile in map(get_profile, names.split()):
+        rows = job_rows(profile, list(profile.methods or METHODS))
+        shipped = [r for r in rows if r["state"] in ("done", "capped")]
+        by_kind = {kind: [r for r in shipped if r["kind"] == kind] for kind in ("gru", "analysis")}
+        total = {kind: sum(r["kind"] == kind for r in rows) for kind in ("gru", "analysis")}
+        lines.append(f"* `{profile.name}`: {len(by_kind['gru'])} of {total['gru']} models and {len(by_kind['analysis'])} of "
+                     f"{total['analysis']} analyses shipped, {sum(r['state'] == 'capped' for r in shipped)} of them at "
+                     f"their cap" + (": " + ", ".join(r["job"] for r in shipped) if 0 < len(shipped) <= 6 else ""))
+    return "\n".join(lines) + "\n"
+
+
+KINDS = {"claims": claims_table, "table": included_table, "csv": csv_table, "profiles": profiles_table,
+         "progress": progress_line}
 
 
 def render(text: str, root: Path = ROOT, relative_to: Path = ROOT) -> str:
