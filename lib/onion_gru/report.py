@@ -307,8 +307,9 @@ def onion_beats_linear(table: pd.DataFrame, size: int, variant: str) -> tuple[fl
     return lin, onion, bool(lin < LINEAR_FAILS_BELOW and onion - lin >= ONION_MARGIN)
 
 
-def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}"):
-    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds."""
+def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}", sizes=None):
+    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds;
+    ``sizes``: the N on every panel's axis, run or not (default: the sizes each panel has)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     fig, axes = plt.subplots(1, len(variants), figsize=(3.5 * len(variants), 2.6), sharey=True,
@@ -316,7 +317,7 @@ def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{v
     for ax, variant in zip(axes[0], variants):
         sub = runs[runs.variant == variant].assign(method=lambda d: d.method.map(METHOD_LABELS))
         sns.pointplot(sub, x="size", y="accuracy", hue="method", ax=ax, errorbar="sd", dodge=0.3,
-                      markersize=4, linewidth=1)
+                      markersize=4, linewidth=1, **({"order": list(sizes)} if sizes is not None else {}))
         ax.set(title=title.format(variant=VARIANT_LABELS[variant]), xlabel="hidden size N", ylabel=ylabel,
                ylim=(-0.02, 1.02))
         ax.legend(fontsize=6, title=None)

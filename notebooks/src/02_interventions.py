@@ -68,7 +68,8 @@ plt.show()
 # %%
 sized_runs, _, md = report.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
 print(md)
-fig, axes = report.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy")
+fig, axes = report.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy",
+                                    sizes=sorted(set(sized_runs["size"]) | set(report.PAPER_SIZES if P.science else [])))
 report.save_figure(fig, "02_interventions_sizes", P)
 plt.show()
 

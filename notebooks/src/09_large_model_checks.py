@@ -85,7 +85,7 @@ for role, check in checks.items():
 for role, summary in results.items():
     within = list(summary["within"]) if len(summary) else [None]
     ok = None if None in within else all(within)
-    run = summary.dropna(subset=["difference"]) if "difference" in summary else summary
+    run = summary.dropna(subset=["difference"]) if "difference" in summary else summary.iloc[:0]
     worst = (f"largest difference {run['difference'].abs().max():.3f} (seed spread up to {run['seed_spread'].max():.3f})"
              if len(run) else "not run yet")
     report.claim(P, "09_large_model_checks", "(none: the large profile's shortcuts)",
