@@ -80,13 +80,14 @@ def profiles_table(names: str, root: Path = ROOT) -> str:
 
 def progress_line(names: str, root: Path = ROOT) -> str:
     """What the named profiles have shipped (models and analyses, those at their cap), from the
-    manifests alone (a checkpoint in progress is this machine's, not the project's)."""
+    manifests of the shipped cache ``<root>/data`` alone (whatever ONION_GRU_DATA names; a checkpoint
+    in progress is this machine's, not the project's)."""
     from .analysis import METHODS
     from .profiles import get_profile
     from .status import job_rows
     lines = []
     for profile in map(get_profile, names.split()):
-        rows = job_rows(profile, list(profile.methods or METHODS))
+        rows = job_rows(profile, list(profile.methods or METHODS), root / "data")
         shipped = [r for r in rows if r["state"] in ("done", "capped")]
         by_kind = {kind: [r for r in shipped if r["kind"] == kind] for kind in ("gru", "analysis")}
         total = {kind: sum(r["kind"] == kind for r in rows) for kind in ("gru", "analysis")}

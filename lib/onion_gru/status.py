@@ -50,17 +50,18 @@ def recorded_rates(root=None) -> tuple[dict, dict]:
     return ({k: statistics.median(v) for k, v in rates.items()}, {k: statistics.median(v) for k, v in steps.items()})
 
 
-def job_rows(profile: Profile, methods) -> list[dict]:
-    """One row per job of ``profile`` (its GRUs, then each GRU's ``methods``): state, step, estimate."""
-    rates, steps = recorded_rates()
-    running = {key: info for info in cache.checkpoints() for key in info["meta"]["members"]}
+def job_rows(profile: Profile, methods, root=None) -> list[dict]:
+    """One row per job of ``profile`` (its GRUs, then each GRU's ``methods``) in the cache at ``root``
+    (default: ``cache.data_root()``): state, step, estimate."""
+    rates, steps = recorded_rates(root)
+    running = {key: info for info in cache.checkpoints(root) for key in info["meta"]["members"]}
     rows = []
     cells = profile.grus()
     jobs = [Job(profile, *c) for c in cells] + [Job(profile, *c, m) for c in cells for m in methods]
     for job in jobs:
         kind, label, config = entry(job)
         key = f"{label}-{cache.config_hash(config)}"
-        manifest = cache.read_manifest(kind, label, config)
+        manifest = cache.read_manifest(kind, label, config, root)
         budget = config["budget"]
         row = {"profile": profile.name, "job": job.label, "kind": kind, "size": job.size, "method": job.method,
                "step": None, "hours_left": 0.0}
