@@ -24,7 +24,7 @@ def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "docs").mkdir()
     pd.DataFrame([{"notebook": "01_x", "artefact": "a table", "claim": "it holds", "verdict": "SUPPORTED",
-                   "evidence": "0.91", "profile": "laptop"}]).to_csv(tmp_path / "figures" / "01_x_claims.csv", index=False)
+                   "evidence": "0.91", "replication": "full", "profile": "laptop"}]).to_csv(tmp_path / "figures" / "01_x_claims.csv", index=False)
     pd.DataFrame({"size": [48, 64], "ms": [1.23456, float("nan")]}).to_csv(tmp_path / "figures" / "t.csv", index=False)
     stale = "x\n<!-- generated: claims 01_* -->\nSTALE ROW\n<!-- /generated -->\n<!-- generated: csv figures/t.csv -->\n<!-- /generated -->\n"
     (tmp_path / "README.md").write_text(stale)
@@ -32,7 +32,7 @@ def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
     assert docs.update(tmp_path, check=True) == [tmp_path / "README.md", tmp_path / "docs" / "d.md"]
     docs.update(tmp_path)
     readme, doc = (tmp_path / "README.md").read_text(), (tmp_path / "docs" / "d.md").read_text()
-    assert "| a table | [`01_x`](notebooks/01_x.ipynb) | it holds | **SUPPORTED** | 0.91 |" in readme
+    assert "| a table | [`01_x`](notebooks/01_x.ipynb) | it holds | **SUPPORTED** | 0.91 | full |" in readme
     assert "](../notebooks/01_x.ipynb)" in doc and "STALE ROW" not in readme
     assert "| 48 | 1.23 |\n| 64 |  |" in readme
     assert docs.update(tmp_path, check=True) == []

@@ -33,10 +33,12 @@ def claims_table(pattern: str, root: Path = ROOT) -> str:
     claim, verdict and its evidence, as the notebooks computed them."""
     files = sorted((root / "figures").glob(f"{pattern}_claims.csv"))
     rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
-    lines = ["| paper artefact | notebook | claim | verdict | evidence (means over seeds) |", "|---|---|---|---|---|"]
+    lines = ["| paper artefact | notebook | claim | verdict | evidence (means over seeds) | replication |",
+             "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
+        replication = "" if pd.isna(getattr(r, "replication", "")) else getattr(r, "replication", "")
         lines.append(f"| {r.artefact} | [`{r.notebook}`](notebooks/{r.notebook}.ipynb) | {r.claim} | **{r.verdict}** | "
-                     f"{r.evidence} |")
+                     f"{r.evidence} | {replication} |")
     return "\n".join(lines) + "\n"
 
 

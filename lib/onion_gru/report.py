@@ -329,6 +329,13 @@ def verdict(supported: bool | None) -> str:
 
 
 _claims: dict[str, list[dict]] = {}  # stem -> this kernel's claims so far (one notebook run)
+_scopes: dict[str, str] = {}  # stem -> how fully the notebook replicates its artefact (``scope``)
+
+
+def scope(stem: str, replication: str) -> None:
+    """How fully notebook ``stem`` replicates its paper artefact ("full", "partial: why", "new"): a
+    column of its claims (``claim``), so that the README's table says it beside each verdict."""
+    _scopes[stem] = replication
 
 
 def claim(profile: Profile, stem: str, artefact: str, statement: str, supported: bool | None, evidence: str) -> None:
@@ -337,6 +344,6 @@ def claim(profile: Profile, stem: str, artefact: str, statement: str, supported:
     generated from these files (``onion_gru.docs``), never typed."""
     rows = _claims.setdefault(stem, [])
     rows.append({"notebook": stem, "artefact": artefact, "claim": statement, "verdict": verdict(supported),
-                 "evidence": evidence, "profile": profile.name})
+                 "evidence": evidence, "replication": _scopes.get(stem, ""), "profile": profile.name})
     pd.DataFrame(rows).to_csv(figure_dir(profile) / f"{stem}_claims.csv", index=False)
     print(f"Claim '{statement}': {verdict(supported)} (profile {profile.name}): {evidence}")

@@ -91,6 +91,7 @@ stat = summary.groupby("model", sort=False)["mean_offdiag_cosine"].first()
 small, large = stat[f"GRU N={min(P.sizes)} (AR)"], stat[f"GRU N={max(P.sizes)} (AR)"]
 print(f"mean off-diagonal cosine: N={min(P.sizes)}: {small:.3f}, N={max(P.sizes)}: {large:.3f}, "
       f"linear toy {stat.iloc[0]:.3f}, onion toy {stat.iloc[1]:.3f}")
+report.scope("00_onion_geometry", "new: measured where the paper drew it")
 report.claim(P, "00_onion_geometry", "conceptual onion figure (drawn by hand in the paper)",
              "small GRUs layer positions along shared directions", bool(small > 0.3 and small > large),
              "mean off-diagonal cosine " + " / ".join(f"{stat[f'GRU N={n} (AR)']:.2f}" for n in P.sizes) + " at N = "

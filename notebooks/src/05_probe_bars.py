@@ -42,6 +42,7 @@ plt.show()
 m = dict(zip(table.method, table["mean"]))
 gap = min(m["probe_onion"], m["probe_gru_ar"]) - max(m["probe_linear"], m["probe_mlp"])
 print(f"N={size}: min(Onion, GRU-AR) - max(Linear, MLP) = {gap:.3f}")
+report.scope("05_probe_bars", "full layout, partial protocol (2 seeds, the rule)")
 report.claim(P, "05_probe_bars", "probe bar chart (probe_godel.pdf)", f"only autoregressive probes decode the N = {size} GRU",
              bool(gap >= 0.3), ", ".join(f"{report.METHOD_LABELS[k]} {v:.2f}" for k, v in m.items()))
 if not P.science:

@@ -70,6 +70,7 @@ capped = runs[~runs.flattened.astype(bool)]
 print(f"{len(runs)} runs, {len(capped)} stopped at their cap")
 if len(capped):
     print(capped.to_string(index=False))
+report.scope("06_curves", "new")
 report.claim(P, "06_curves", "(none: ours)", "every reported number comes from a flattened curve",
              len(capped) == 0 if ruled else None,
              f"{len(runs) - len(capped)} of {len(runs)} runs flattened"

@@ -144,6 +144,7 @@ for cell in CELLS:
                   f"onion {onion:.3f}")
         results[(cell, variant)] = None if not checks or None in checks else all(checks)
         evidence[(cell, variant)] = "; ".join(seen)
+report.scope("07_cells", "new")
 for (cell, variant), ok in results.items():
     report.claim(P, "07_cells", "(none: beyond the paper)", f"small {cell} ({report.VARIANT_LABELS[variant].lower()}) stores an onion",
                  ok, evidence[(cell, variant)])

@@ -121,6 +121,7 @@ elif ar and not ni:
     supported = False  # the autoregressive GRUs switched and the no-input ones did not
 else:
     supported = None
+report.scope("08_size_grid", "new")
 report.claim(P, "08_size_grid", "(none: beyond the paper)", "no-input GRUs switch to linear storage at a smaller N",
              supported, "; ".join(f"{report.VARIANT_LABELS[v].lower()}: " + (f"linear unigram >= 0.5 from N = {n}" if n else
                                   "no switch within the sizes measured") for v, n in switch.items()))

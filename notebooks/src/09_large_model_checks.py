@@ -82,6 +82,7 @@ for role, check in checks.items():
 # run is missing (the `large` profile uses a shortcut only once its check is SUPPORTED here).
 
 # %%
+report.scope("09_large_model_checks", "new")
 for role, summary in results.items():
     within = list(summary["within"]) if len(summary) else [None]
     ok = None if None in within else all(within)
