@@ -133,8 +133,11 @@ def key(job: Job) -> str:
 
 
 def unique(jobs: list[Job]) -> list[Job]:
-    """``jobs`` without the repeats of an entry (the first job of each entry stays)."""
-    return list({key(job): job for job in reversed(jobs)}.values())[::-1]
+    """``jobs`` without the repeats of an entry (the first job of each entry stays, in its place)."""
+    first: dict[str, Job] = {}
+    for job in jobs:
+        first.setdefault(key(job), job)
+    return list(first.values())
 
 
 def reuse_replayed(job: Job) -> str | None:
