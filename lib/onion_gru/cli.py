@@ -83,14 +83,14 @@ def main(argv=None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(report(profiles, lambda p: [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))))
+        print(report(profiles, lambda p: chosen_methods(p, args.methods)))
         return 0
     try:
         names = list(args.profile)
         if args.with_extensions:
             names += [ext for name in args.profile for _, ext in get_profile(name).extensions]
         profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in dict.fromkeys(names)]
-        plans = [(p, [] if args.methods == ["none"] else (args.methods or list(p.methods or METHODS))) for p in profiles]
+        plans = [(p, chosen_methods(p, args.methods)) for p in profiles]
         bad = [m for _, methods in plans for m in methods if m not in METHODS]
         if bad:
             raise ValueError(f"unknown method {bad}; choose from {sorted(METHODS)} or 'none'")
@@ -120,6 +120,12 @@ def main(argv=None) -> int:
                        slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
     print(summary(gru_jobs + analysis_jobs, results, time.time() - start))
     return 0
+
+
+def chosen_methods(profile, asked) -> list[str]:
+    """The analyses a command covers: ``--methods`` as given ('none': GRUs only), else the profile's."""
+    from .analysis import METHODS
+    return [] if asked == ["none"] else list(asked or profile.methods or METHODS)
 
 
 def summary(jobs, results: list[dict], seconds: float) -> str:
