@@ -22,7 +22,7 @@ FORCE := force
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: reproduce train extensions test bench docs lab venv clean-build force
+.PHONY: reproduce train extensions test bench docs lab venv pyvene clean-build force
 force: ;
 
 venv: $(STAMP)
@@ -61,16 +61,24 @@ build/$(PROFILE)/%.done: notebooks/src/%.py $(LIB) $(FORCE) | train
 	@touch $@
 
 # Unit tests, then every notebook under the smoke profile through nbval: the smoke profile and its
-# extensions trained first by the one entry point into build/smoke-data, figures under build/smoke/.
+# extensions trained first by the one entry point into build/smoke-data (and pyvene's DAS runs when
+# the extra is installed: `make pyvene`), figures under build/smoke/.
 test: $(STAMP)
 	data=$(CURDIR)/$$($(PY) -m onion_gru where --profile smoke data) && \
 	ONION_GRU_DATA=$$data $(PY) -m onion_gru train --profile smoke --with-extensions --workers $(WORKERS) && \
+	if $(PY) -c "import pyvene" > /dev/null 2>&1; then ONION_GRU_DATA=$$data $(PY) -m onion_gru das --profile smoke; fi && \
 	ONION_GRU_DATA=$$data ONION_GRU_PROFILE=smoke $(PY) -m pytest tests \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout 900 $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
 # the tables of README.md and docs/, generated from figures/ (onion_gru.docs)
 docs: $(STAMPS)
 	$(PY) -m onion_gru docs
+
+# the optional pyvene extra (pyproject.toml): tests/test_pyvene.py runs in `make test` once it is there
+pyvene: $(VENV)/.pyvene
+$(VENV)/.pyvene: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,pyvene]'
+	touch $@
 
 bench: $(STAMP)
 	$(PY) -m onion_gru bench

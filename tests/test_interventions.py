@@ -7,7 +7,7 @@ import torch
 
 from onion_gru.toy import LinearStore, OnionStore
 from onion_gru import cache, data
-from onion_gru.analysis import METHODS, AnalysisConfig, build, evaluate_method, train_methods
+from onion_gru.analysis import METHODS, AnalysisConfig, build, evaluate_method, evaluate_positions, train_methods
 from onion_gru.interventions import ORTHOGONAL_MAPS, LinearBigram, LinearUnigram, OnionUnigram, RotatedSubspacePatch
 from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget
@@ -81,17 +81,51 @@ def test_bigram_source_shares_the_neighbourhood():
         assert torch.equal(corrupted[b, :p], x[b, :p]) and torch.equal(corrupted[b, p + 1:], x[b, p + 1:])
 
 
+def test_a_fixed_position_corrupts_that_position_alone():
+    x, lengths, g = torch.randint(0, 30, (64, 9)), torch.full((64,), 9), torch.Generator().manual_seed(0)
+    corrupted, partner, chosen = LinearUnigram(4).corrupt(x, lengths, g, position=3)
+    assert chosen[:, 3].all() and not chosen[:, [0, 1, 2, 4, 5, 6, 7, 8]].any()
+    assert torch.equal(corrupted[:, 3], x[partner, 3]) and torch.equal(corrupted[partner][:, 3], x[:, 3])
+    corrupted, source, intervene = LinearBigram(4).corrupt(x, lengths, g, position=8)
+    assert torch.equal((corrupted != x).nonzero()[:, 1].unique(), torch.tensor([8]))
+    assert intervene[:, 7].all() and not intervene[:, :7].any() and torch.equal(source[:, 7:], x[:, 7:])
+    corrupted, original, new, p = OnionUnigram(4).corrupt(x, lengths, g, position=0)
+    assert (p == 0).all() and torch.equal(corrupted[:, 0], new) and torch.equal(corrupted[:, 1:], x[:, 1:])
+
+
+def oracle_linear(method_cls, store, n_variables, unassigned=()):
+    """R = I and coordinate block p owned by variable p (the last block by the last variable); the
+    blocks of ``unassigned`` positions owned by none."""
+    method = method_cls(store.hidden_size)
+    owner = (torch.arange(store.hidden_size) // store.code_dim).clamp(max=n_variables - 1)
+    for p in unassigned:
+        owner[torch.arange(store.hidden_size) // store.code_dim == p] = n_variables
+    with torch.no_grad():
+        method.patch.rotation.weight = torch.eye(store.hidden_size)[None]
+        method.patch.mask_logits.copy_(torch.nn.functional.one_hot(owner, n_variables + 1)[None] * 10.0)
+    return method
+
+
 def test_oracle_linear_interventions_are_perfect_on_the_linear_store():
     """R = I and block p assigned to variable p: the known solution gives exact match 1.0."""
     store, (tokens, lengths) = LinearStore(), data.load("intervention")
     for cls, K in ((LinearUnigram, 9), (LinearBigram, 8)):
-        method = cls(store.hidden_size)
-        owner = torch.arange(store.hidden_size) // store.code_dim
-        with torch.no_grad():
-            method.patch.rotation.weight = torch.eye(store.hidden_size)[None]
-            method.patch.mask_logits.copy_(torch.nn.functional.one_hot(owner.clamp(max=K - 1), K + 1)[None] * 10.0)
-        (result,) = evaluate_method(store, method, tokens[:1000], lengths[:1000])
+        (result,) = evaluate_method(store, oracle_linear(cls, store, K), tokens[:1000], lengths[:1000])
         assert result["accuracy"] == 1.0 and result["floor"] < 0.05
+
+
+def test_positions_find_the_one_position_a_linear_intervention_cannot_swap():
+    """The oracle linear unigram intervention with position 4's block owned by no variable: swapping
+    position 4 alone fails (the corrupted token stays: accuracy = the unpatched floor, about 1/30),
+    every other position succeeds; the oracle bigram succeeds at every position."""
+    store, (tokens, lengths) = LinearStore(), data.load("intervention")
+    (by_position,) = evaluate_positions(store, oracle_linear(LinearUnigram, store, 9, unassigned=(4,)),
+                                        tokens[:1000], lengths[:1000])
+    assert [r["position"] for r in by_position] == list(range(9)) and all(r["examples"] == 1000 for r in by_position)
+    assert [r["accuracy"] == 1.0 for r in by_position] == [p != 4 for p in range(9)]
+    assert by_position[4]["accuracy"] == by_position[4]["floor"] and 0.01 < by_position[4]["floor"] < 0.07
+    (by_position,) = evaluate_positions(store, oracle_linear(LinearBigram, store, 8), tokens[:1000], lengths[:1000])
+    assert all(r["accuracy"] == 1.0 and r["floor"] < 0.07 for r in by_position)
 
 
 @pytest.mark.parametrize("gamma", [0.4, 0.3])
@@ -104,6 +138,10 @@ def test_oracle_onion_intervention_is_perfect_on_the_onion_store(gamma):
     tokens, lengths = data.load("valid")
     (result,) = evaluate_method(store, method, tokens[:1000], lengths[:1000])
     assert result["accuracy"] == 1.0 and result["floor"] < 0.1
+    (by_position,) = evaluate_positions(store, method, tokens[:1000], lengths[:1000])
+    examples = [r["examples"] for r in by_position]
+    assert examples[:2] == [1000, 1000] and examples == sorted(examples, reverse=True) and examples[-1] > 0
+    assert all(r["accuracy"] == 1.0 for r in by_position)
 
 
 # The Cayley map moves R more slowly here: 0.92 after 2,000 steps, 0.99 after 3,000 (measured)

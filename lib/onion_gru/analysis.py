@@ -71,10 +71,13 @@ def generators(seeds) -> list[torch.Generator]:
 
 
 @torch.no_grad()
-def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1000) -> list[dict]:
+def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1000, position: int | None = None
+                    ) -> list[dict]:
     """Per member of the group (``module``'s member k on ``gru``'s member k, on the same set): exact
     match against the original sequence, teacher-forced and free-running, with the same fixed
-    corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state."""
+    corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state.
+    ``position`` (interventions): every example corrupted at that position alone."""
+    options = {} if position is None else {"position": position}
     was_training = module.training
     module.eval()
     K = group_size(module)
@@ -84,13 +87,13 @@ def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1
         idx = torch.arange(start, min(start + batch_size, len(tokens))).expand(K, -1)
         x, l = batch(tokens, lengths, idx, gru.device)
         g_states = [g.get_state() for g in gens]
-        h = module.state(gru, x, l, gens)
+        h = module.state(gru, x, l, gens, **options)
         tf.append(exact_match(module.readout(gru, h, x, l).argmax(-1), x, l).cpu())
         free.append(exact_match(module.generate(gru, h, x.shape[2]), x, l).cpu())
         if isinstance(module, _Intervention):  # replay the same corruption without the patch
             for g, state in zip(gens, g_states):
                 g.set_state(state)
-            h0 = module.state(gru, x, l, gens, patch=False)
+            h0 = module.state(gru, x, l, gens, patch=False, **options)
             floor.append(exact_match(gru.decode(h0, x).argmax(-1), x, l).cpu())
     module.train(was_training)
     tf, free = torch.cat(tf, 1), torch.cat(free, 1)
@@ -99,6 +102,24 @@ def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1
         floors = torch.cat(floor, 1).float().mean(1)
         for k in range(K):
             out[k]["floor"] = floors[k].item()
+    return out
+
+
+@torch.no_grad()
+def evaluate_positions(gru: RepeatRNN, module: _Intervention, tokens, lengths) -> list[list[dict]]:
+    """Per member, per position p of the set's width (0 .. 8): the intervention's accuracy when position p
+    alone is corrupted (linear unigram: p swapped with a partner, its variable's coordinates from the
+    partner; linear bigram: p corrupted, the pairs touching it from a source sharing p-1 .. p+1;
+    onion: p replaced and repaired), on the examples longer than p (an even count, for the pairing),
+    with the fixed evaluation corruptions; ``floor`` is the unpatched corrupted state's accuracy at p."""
+    out = [[] for _ in range(group_size(module))]
+    for p in range(tokens.shape[-1]):
+        longer = torch.nonzero(lengths > p).flatten()
+        longer = longer[:len(longer) // 2 * 2]
+        results = evaluate_method(gru, module, tokens[longer], lengths[longer], position=p)
+        for member, result in zip(out, results):
+            member.append({"position": p, "examples": len(longer), "accuracy": result["accuracy"],
+                           "greedy_accuracy": result["greedy_accuracy"], "floor": result["floor"]})
     return out
 
 
@@ -164,17 +185,19 @@ def analysis_entry(gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, 
     return f"{gru_config.label}-{config.method}", asdict(config)
 
 
-def get_analyses(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], device=None, stop=None
-                 ) -> tuple[torch.nn.Module, list[dict]]:
+def get_analyses(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], device=None, stop=None,
+                 train: bool = True) -> tuple[torch.nn.Module, list[dict]]:
     """One method on each of ``gru_configs`` (config k on GRU k), as one group in eval mode, with
     the manifests: from the cache, the missing ones trained now (one group, resumed from its
-    checkpoint if it has one; ``stop`` as in ``train.fit``) and cached one by one."""
+    checkpoint if it has one; ``stop`` as in ``train.fit``) and cached one by one; ``train``
+    False: missing ones raise ``cache.Missing``."""
 
-    def train(missing, checkpoint):
+    def train_missing(missing, checkpoint):
         gru, _ = get_grus([gru_configs[i] for i in missing], device)
         module, metrics = train_methods(gru, [configs[i] for i in missing], checkpoint=checkpoint, stop=stop)
         return [member_state(module.state_dict(), j) for j in range(len(missing))], metrics
-    found = cache.get_or_train("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)], train)
+    found = cache.get_or_train("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)],
+                               train_missing if train else None)
     module = new_module(configs[0].method, gru_configs[0].model_config.state_size, len(configs),
                         configs[0].orthogonal_map)
     module.load_state_dict(stack_states([state for state, _ in found]))
@@ -185,3 +208,28 @@ def get_analysis(gru_config: RNNConfig, config: AnalysisConfig, device=None) -> 
     """The trained method for one cached GRU (a group of one): loaded, or trained now and cached."""
     module, (manifest,) = get_analyses([gru_config], [config], device)
     return module, manifest
+
+
+def positions_entry(gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
+    """The cache label and config of an intervention's per-position evaluation (``evaluate_positions``):
+    a result computed from the cached models, keyed by the analysis it reads and the corruptions' seed."""
+    label, analysis = analysis_entry(gru_config, config)
+    return label, {"analysis": analysis, "eval_seed": EVAL_SEED, "evaluation": "one position"}
+
+
+def get_positions(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], compute: bool = True,
+                  device=None) -> list[dict]:
+    """The manifests of the per-position evaluations of one intervention on each of ``gru_configs``
+    (their results under ``metrics["positions"]``): from the cache, the missing ones computed now
+    from the cached GRUs and interventions (never trained here: ``cache.Missing`` if they are
+    absent); ``compute`` False: missing ones raise ``cache.Missing``."""
+
+    def evaluate(missing, checkpoint):
+        grus, found = [gru_configs[i] for i in missing], [configs[i] for i in missing]
+        gru, _ = get_grus(grus, device, train=False)
+        module, _ = get_analyses(grus, found, device, train=False)
+        tokens, lengths = data.load(module.eval_sets[0], size=found[0].eval_size)
+        results = evaluate_positions(gru, module, tokens, lengths)
+        return [{} for _ in missing], [{"positions": r, "eval_set": module.eval_sets[0]} for r in results]
+    entries = [positions_entry(g, c) for g, c in zip(gru_configs, configs)]
+    return [manifest for _, manifest in cache.get_or_train("positions", entries, evaluate if compute else None)]

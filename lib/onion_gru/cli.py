@@ -6,7 +6,8 @@ in parallel worker processes with workers x threads <= cores.  Each finished gro
 cache at once, one entry per model; a group in training checkpoints itself every few minutes, so
 killing the command loses at most those minutes, and running it again continues every group from
 its checkpoint.  ``--stop-after MINUTES`` checkpoints every running group and exits by then (before
-a session ends).
+a session ends).  After training, ``train`` (and ``evaluate`` alone) evaluates every trained
+intervention one position at a time (jobs.position_evaluations), into the cache.
 """
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def parse_args(argv=None):
     where.add_argument("what", choices=("data", "figures", "notebooks"))
     docs = sub.add_parser("docs", help="regenerate the tables of README.md and docs/ from figures/ (onion_gru.docs)")
     docs.add_argument("--check", action="store_true", help="only list the stale documents (exit 1 if any)")
+    ev = sub.add_parser("evaluate", help="evaluate the profiles' trained interventions one position at a time "
+                        "(no training; `train` does it too)")
+    ev.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
+    das = sub.add_parser("das", help="pyvene's own DAS, one position at a time, on the profiles' cached GRUs "
+                         "(the optional extra pyvene; onion_gru.das)")
+    das.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
+    das.add_argument("--sizes", type=int, nargs="+", help="only these sizes (of those each profile has)")
+    das.add_argument("--positions", type=int, nargs="+", default=None, help="default: das.DAS_POSITIONS")
     sub.add_parser("bench", help="time training steps against plain PyTorch (see onion_gru.bench)")
     tidy = sub.add_parser("tidy-notebook", help="drop timings and random cell ids from executed notebooks")
     tidy.add_argument("paths", nargs="+")
@@ -60,7 +69,9 @@ def main(argv=None) -> int:
         from .bench import main as bench_main
         return bench_main()
     if args.command == "where":
-        profile = get_profile(args.profile)
+        if (profile := _profiles([args.profile])) is None:
+            return 2
+        profile = profile[0]
         print({"data": profile.data or "data", "figures": profile.figure_dir(), "notebooks": profile.notebook_dir()}[args.what])
         return 0
     if args.command == "docs":
@@ -69,19 +80,30 @@ def main(argv=None) -> int:
         for path in stale:
             print(f"{'stale' if args.check else 'rewrote'}: {path}")
         return 1 if args.check and stale else 0
+    if args.command == "das":
+        from dataclasses import replace
+        from .das import DAS_POSITIONS, run_das
+        if (profiles := _profiles(args.profile)) is None:
+            return 2
+        profiles = [replace(p, sizes=tuple(n for n in p.sizes if not args.sizes or n in args.sizes)) for p in profiles]
+        run_das(profiles, tuple(args.positions or DAS_POSITIONS))
+        return 0
     if args.command == "tidy-notebook":
         from .report import tidy_notebook
         for path in args.paths:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
-    from .jobs import missing_jobs, reuse_replayed, run_jobs, unique
+    from .jobs import missing_jobs, position_evaluations, reuse_replayed, run_jobs, unique
+    if args.command == "evaluate":
+        if (profiles := _profiles(args.profile)) is None:
+            return 2
+        for line in position_evaluations([(p, chosen_methods(p, None)) for p in profiles]):
+            print(line)
+        return 0
     if args.command == "status":
         from .status import report
-        try:
-            profiles = [get_profile(name) for name in args.profile]
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
+        if (profiles := _profiles(args.profile)) is None:
             return 2
         print(report(profiles, lambda p: chosen_methods(p, args.methods)))
         return 0
@@ -118,8 +140,19 @@ def main(argv=None) -> int:
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None
     results = run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group, deadline=deadline,
                        slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
+    for line in position_evaluations(plans, deadline):
+        print(line)
     print(summary(gru_jobs + analysis_jobs, results, time.time() - start))
     return 0
+
+
+def _profiles(names):
+    """The named profiles, or None after printing why not (an unknown name)."""
+    try:
+        return [get_profile(name) for name in names]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
 
 
 def chosen_methods(profile, asked) -> list[str]:

@@ -2,6 +2,7 @@
 files under figures/ (the notebooks write them), between two marker comments, never typed by hand.
 
     <!-- generated: claims 0[0-6]_* -->      a table of the claims recorded by those notebooks
+                                              (several globs: separated by spaces)
     ...                                       (report.claim: figures/<stem>_claims.csv)
     <!-- /generated -->
     <!-- generated: table figures/02_interventions.md -->   a Markdown table a notebook saved
@@ -28,10 +29,11 @@ def documents(root: Path = ROOT) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def claims_table(pattern: str, root: Path = ROOT) -> str:
-    """One row per recorded claim of the notebooks whose stems match ``pattern``: artefact, notebook,
-    claim, verdict and its evidence, as the notebooks computed them."""
-    files = sorted((root / "figures").glob(f"{pattern}_claims.csv"))
+def claims_table(patterns: str, root: Path = ROOT) -> str:
+    """One row per recorded claim of the notebooks whose stems match one of ``patterns`` (globs,
+    separated by spaces): artefact, notebook, claim, verdict and its evidence, as the notebooks
+    computed them."""
+    files = sorted({f for pattern in patterns.split() for f in (root / "figures").glob(f"{pattern}_claims.csv")})
     rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
     lines = ["| paper artefact | notebook | claim | verdict | evidence (means over seeds) | replication |",
              "|---|---|---|---|---|---|"]

@@ -26,15 +26,17 @@ def random_tokens(shape, generator, device) -> torch.Tensor:
     return torch.randint(0, N_SYMBOLS, shape, generator=generator).to(device)
 
 
-def per_member(corrupt, x, lengths, generators):
-    """Run ``corrupt(x[k], lengths[k], generators[k])`` for each member and stack the results: each
-    member draws its corruptions from its own generator, as it would alone."""
-    parts = [corrupt(x[k], lengths[k], g) for k, g in enumerate(generators)]
+def per_member(corrupt, x, lengths, generators, position=None):
+    """Run ``corrupt(x[k], lengths[k], generators[k], position)`` for each member and stack the
+    results: each member draws its corruptions from its own generator, as it would alone."""
+    parts = [corrupt(x[k], lengths[k], g, position) for k, g in enumerate(generators)]
     return tuple(torch.stack(p) for p in zip(*parts))
 
 
 class _Intervention(nn.Module):
-    """The frozen GRU's own decoder reads the (patched) state."""
+    """The frozen GRU's own decoder reads the (patched) state.  ``state(..., position=p)`` corrupts
+    position p of every example instead of the positions its training draws (``analysis.evaluate_positions``:
+    the examples must all be longer than p)."""
     rotated = False  # whether it has a rotation, and so takes an ``orthogonal_map``
 
     def readout(self, gru: RepeatRNN, h, targets, lengths=None):
@@ -101,14 +103,15 @@ class LinearUnigram(_Intervention):
         self.patch = RotatedSubspacePatch(hidden_size, max_len, k, orthogonal_map=orthogonal_map)
 
     @staticmethod
-    def corrupt(x, lengths, generator):
-        """One member's batch: x [B, T], lengths [B]."""
+    def corrupt(x, lengths, generator, position=None):
+        """One member's batch: x [B, T], lengths [B]; ``position``: swap that position alone."""
         B, T = x.shape
         assert B % 2 == 0, "pairing needs an even batch"
         perm = torch.randperm(B, generator=generator)
         partner = torch.empty(B, dtype=torch.long)
         partner[perm[0::2]], partner[perm[1::2]] = perm[1::2], perm[0::2]
-        chosen = torch.rand(B, T, generator=generator) < 0.5
+        chosen = (torch.rand(B, T, generator=generator) < 0.5 if position is None else
+                  (torch.arange(T) == position).expand(B, T).clone())
         chosen[perm[1::2]] = chosen[perm[0::2]]  # a pair swaps the same positions
         min_len = torch.minimum(lengths.cpu(), lengths.cpu()[partner])
         chosen &= torch.arange(T)[None] < min_len[:, None]
@@ -116,8 +119,8 @@ class LinearUnigram(_Intervention):
         corrupted = torch.where(chosen, x[partner], x)
         return corrupted, partner, chosen
 
-    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
-        corrupted, partner, chosen = per_member(self.corrupt, x, lengths, generators)
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True, position=None):
+        corrupted, partner, chosen = per_member(self.corrupt, x, lengths, generators, position)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)
         # the partner's corrupted input holds this example's original tokens at the chosen positions
@@ -139,10 +142,12 @@ class LinearBigram(_Intervention):
         self.n_variables = max_len - 1
         self.patch = RotatedSubspacePatch(hidden_size, self.n_variables, k, orthogonal_map=orthogonal_map)
 
-    def corrupt(self, x, lengths, generator):
-        """One member's batch: x [B, T], lengths [B]."""
+    def corrupt(self, x, lengths, generator, position=None):
+        """One member's batch: x [B, T], lengths [B]; ``position``: the corrupted position of all."""
         B, T = x.shape
         p = (torch.rand(B, generator=generator) * lengths.cpu()).long()
+        if position is not None:
+            p = torch.full_like(p, position)
         pos = torch.arange(T)[None]
         corrupted = torch.where(pos == p[:, None], random_tokens((B, T), generator, "cpu"), x.cpu())
         keep = (pos - p[:, None]).abs() <= 1
@@ -151,8 +156,8 @@ class LinearBigram(_Intervention):
         intervene = (v == p[:, None] - 1) | (v == p[:, None])  # p = 8 touches only variable 7
         return corrupted.to(x.device), source.to(x.device), intervene.to(x.device)
 
-    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
-        corrupted, source, intervene = per_member(self.corrupt, x, lengths, generators)
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True, position=None):
+        corrupted, source, intervene = per_member(self.corrupt, x, lengths, generators, position)
         with torch.no_grad():
             h = gru.encode(torch.cat([corrupted, source], 1), torch.cat([lengths, lengths], 1))
         base, src = h.chunk(2, 1)
@@ -195,18 +200,20 @@ class OnionUnigram(_Intervention):
         return h + (gather_rows(E, original) - gather_rows(E, replacement)) * self.scale(p)
 
     @staticmethod
-    def corrupt(x, lengths, generator):
-        """One member's batch: a random position of each sequence gets a random token."""
+    def corrupt(x, lengths, generator, position=None):
+        """One member's batch: a random position of each sequence (or ``position``) gets a random token."""
         B = len(x)
         p = (torch.rand(B, generator=generator) * lengths.cpu()).long().to(x.device)
+        if position is not None:
+            p = torch.full_like(p, position)
         new = random_tokens((B,), generator, x.device)
         rows = torch.arange(B, device=x.device)
         corrupted = x.clone()
         corrupted[rows, p] = new
         return corrupted, x[rows, p], new, p
 
-    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True):
-        corrupted, original, new, p = per_member(self.corrupt, x, lengths, generators)
+    def state(self, gru: RepeatRNN, x, lengths, generators, patch: bool = True, position=None):
+        corrupted, original, new, p = per_member(self.corrupt, x, lengths, generators, position)
         with torch.no_grad():
             h = gru.encode(corrupted, lengths)
         return self.repair(h, original, new, p) if patch else h

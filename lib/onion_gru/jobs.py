@@ -229,6 +229,35 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
                 _report(results, len(jobs), start)
 
 
+def position_evaluations(plans, deadline: float | None = None) -> list[str]:
+    """Evaluate every trained intervention of each (profile, methods) plan one position at a time
+    (``analysis.get_positions``) where the cache lacks it: evaluation of cached models, no training,
+    one group per size and method in this process.  Skips the cells whose GRU or intervention is not
+    in the cache (still training, or a GPU entry shipped without weights); none start past
+    ``deadline``.  One line per evaluation."""
+    from .analysis import INTERVENTION_METHODS, get_positions, positions_entry
+    lines, seen = [], set()
+    for profile, methods in plans:
+        for method in (m for m in methods if m in INTERVENTION_METHODS):
+            for size in profile.sizes:
+                todo = []
+                for n, variant, seed in profile.grus():
+                    job = Job(profile, n, variant, seed, method)
+                    gru, analysis = _configs(job)
+                    label, config = positions_entry(gru, analysis)
+                    here = f"{label}-{cache.config_hash(config)}"
+                    if (n == size and here not in seen and is_done(job) and is_done(replace(job, method=None))
+                            and not cache.is_cached("positions", label, config)):
+                        seen.add(here)
+                        todo.append((job, gru, analysis))
+                if not todo or (deadline and time.time() > deadline):
+                    continue
+                manifests = get_positions([g for _, g, _ in todo], [a for _, _, a in todo])
+                lines += [f"{job.label}: by position " + " ".join(f"{r['accuracy']:.2f}" for r in m["metrics"]["positions"])
+                          for (job, _, _), m in zip(todo, manifests)]
+    return lines
+
+
 def _report(results: list[dict], total: int, start: float):
     """One line per job of the group that just finished or stopped."""
     done = len(results)

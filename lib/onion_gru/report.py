@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .analysis import AnalysisConfig, analysis_entry
+from .analysis import INTERVENTION_METHODS, METHODS, AnalysisConfig, analysis_entry, positions_entry
+from .das import DAS_POSITIONS, DASConfig, das_cells, das_entry
 from .profiles import PAPER_SIZES, Profile, get_profile
 from .train import RNNConfig, get_gru, gru_entry
 
@@ -26,8 +27,9 @@ PROFILE_ENV = "ONION_GRU_PROFILE"  # nbval cannot inject parameters; CI sets thi
 
 METHOD_LABELS = {
     "linear_unigram": "Linear Unigram", "linear_bigram": "Linear Bigram", "onion_unigram": "Onion Unigram",
-    "probe_linear": "Linear", "probe_mlp": "MLP", "probe_onion": "Onion",
-    "probe_gru_ar": "GRU - AR.", "probe_gru_no_input": "GRU - No in.",
+    # the probes are named as probes: notebook 07 draws them beside the interventions
+    "probe_linear": "Linear probe", "probe_mlp": "MLP probe", "probe_onion": "Onion probe",
+    "probe_gru_ar": "GRU probe - AR.", "probe_gru_no_input": "GRU probe - No in.",
     "accuracy": "IID (teacher forcing)", "greedy_accuracy": "IID (free-running)",
     "valid_longer_1": "length 10", "valid_longer_2": "length 11",
 }
@@ -193,6 +195,57 @@ def analysis_curves(profile: Profile, methods, partial: bool = False) -> pd.Data
     return pd.DataFrame([{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method, **point}
                          for size, variant, seed, method, m in _analysis_metrics(profile, methods, partial=partial)
                          for point in m["metrics"]["curve"]])
+
+
+def position_results(profile: Profile, methods=INTERVENTION_METHODS, partial: bool = False) -> pd.DataFrame:
+    """One row per (GRU, intervention, position): the accuracy with that position alone corrupted,
+    its floor and examples (``analysis.evaluate_positions``, computed by ``train`` or ``evaluate``),
+    and whether the intervention's own run flattened (else its numbers are lower bounds)."""
+    entries = []
+    for size, variant, seed in profile.grus():
+        gru = RNNConfig.from_profile(profile, size, variant, seed)
+        for method in methods:
+            label, config = positions_entry(gru, AnalysisConfig.from_profile(profile, method, gru))
+            entries.append(((size, variant, seed, method, label, config["analysis"]), "positions", label, config))
+    rows = []
+    for (size, variant, seed, method, label, analysis), m in _manifests(profile, entries, partial):
+        flattened = cache.read_manifest("analysis", label, analysis)["metrics"]["flattened"]
+        rows += [{"cell": profile.cell, "size": size, "variant": variant, "seed": seed, "method": method,
+                  "flattened": flattened, **point} for point in m["metrics"]["positions"]]
+    return pd.DataFrame(rows)
+
+
+def das_results(profile: Profile, positions=DAS_POSITIONS) -> pd.DataFrame:
+    """One row per pyvene DAS run of the profile in the cache (``das.py``: each size and variant, its
+    first seed, ``positions``): accuracy of the counterfactual, floor, rank, seconds per step."""
+    entries = [((gru.hidden_size, gru.variant, gru.seed), "das", *das_entry(gru, DASConfig.of(gru, p)))
+               for gru in das_cells(profile) for p in positions]
+    return pd.DataFrame([{"size": size, "variant": variant, "seed": seed, **m["metrics"]}
+                         for (size, variant, seed), m in _manifests(profile, entries, partial=True)])
+
+
+def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
+    """One row per model of the profile in the cache (its GRUs, ``method`` "gru", and its analyses,
+    default the profile's): steps, the run's wall seconds (its whole group's, resumed runs summed),
+    the group's size, torch threads, device and ``core_hours`` = seconds x threads / group size, the
+    cores one model held for its run; an entry copied from another run names it in ``copied_from``."""
+    entries = []
+    for size, variant, seed in profile.grus():
+        gru = RNNConfig.from_profile(profile, size, variant, seed)
+        entries.append(((size, variant, seed, "gru"), "gru", *gru_entry(gru)))
+        entries += [((size, variant, seed, method), "analysis",
+                     *analysis_entry(gru, AnalysisConfig.from_profile(profile, method, gru)))
+                    for method in methods or profile.methods or METHODS]
+    rows = []
+    for (size, variant, seed, method), m in _manifests(profile, entries, partial=True):
+        env, metrics = m["environment"], m["metrics"]
+        group = metrics.get("group_size", 1)
+        rows.append({"profile": profile.name, "size": size, "variant": variant, "seed": seed, "method": method,
+                     "steps": metrics["steps"], "seconds": m["train_seconds"], "group_size": group,
+                     "threads": env["threads"], "device": "cuda" if env.get("cuda") else "cpu",
+                     "core_hours": m["train_seconds"] * env["threads"] / group / 3600,
+                     "copied_from": (m.get("copied_from") or {}).get("profile")})
+    return pd.DataFrame(rows)
 
 
 def aggregate(df: pd.DataFrame, profile: Profile, value: str = "accuracy",

@@ -19,6 +19,7 @@ import seaborn as sns
 
 from onion_gru import report
 from onion_gru.analysis import METHODS
+from onion_gru.profiles import get_profile
 
 P = report.active_profile(profile)
 report.set_style()
@@ -56,6 +57,40 @@ plt.show()
 # %%
 steps = runs.groupby(["method", "variant", "size"], sort=False)["steps"].mean().round().astype(int)
 print(steps.unstack("size").to_string())
+
+# %% [markdown]
+# ## What it cost
+# The compute behind the six-size tables of notebooks 01, 02 and 04, measured from the manifests of
+# every model of the profiles they read (`size_sources`; the grid's sizes between the paper's
+# included): core-hours
+# per model = its run's wall time x torch threads / models trained together in its group (a resumed
+# run's parts summed); seconds per step are the group's.  Entries a profile reused from another run
+# (`copied_from`) count once, under the run that trained them.
+
+# %%
+costs = pd.concat([c for c in (report.run_costs(get_profile(name)) for name in P.size_sources) if len(c)],
+                  ignore_index=True)
+costs = costs[costs.copied_from.isna()].drop_duplicates(["size", "variant", "seed", "method", "steps", "seconds"])
+costs["seconds_per_step"] = costs.seconds / costs.steps
+cost_table = (costs.groupby(["size", "method", "profile", "device"], sort=True)
+              .agg(models=("core_hours", "size"), steps=("steps", "mean"), seconds_per_step=("seconds_per_step", "mean"),
+                   core_hours_per_model=("core_hours", "mean"), core_hours=("core_hours", "sum"))
+              .reset_index().round({"steps": 0, "seconds_per_step": 3, "core_hours_per_model": 2, "core_hours": 2}))
+cost_table["steps"] = cost_table["steps"].astype(int)
+_ = report.save_table(cost_table, "06_costs", P)
+print(cost_table.to_string(index=False))
+print(f"total: {cost_table.core_hours.sum():.1f} core-hours over {cost_table.models.sum()} models")
+
+# per size, for the README: core-hours per model of the GRU, the interventions and the probes, and the total
+kinds = costs.assign(kind=costs.method.map(lambda m: "gru" if m == "gru" else "probe" if m.startswith("probe") else "intervention"))
+by_size = kinds.pivot_table(index="size", columns="kind", values="core_hours", aggfunc="mean")
+by_size.columns = [f"{k} core-h per model" for k in by_size.columns]
+by_size["models"] = kinds.groupby("size").size()
+by_size["core-hours"] = kinds.groupby("size")["core_hours"].sum()
+by_size["profiles"] = kinds.groupby("size")["profile"].agg(lambda p: " + ".join(dict.fromkeys(p)))
+by_size = by_size.reset_index().round(2)
+_ = report.save_table(by_size, "06_costs_by_size", P, markdown=report.to_markdown(by_size.astype(object).fillna("not run")))
+print(by_size.to_string(index=False))
 
 # %% [markdown]
 # ## Check

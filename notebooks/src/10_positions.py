@@ -1,0 +1,146 @@
+# %% [markdown]
+# # 10 · Beyond the paper: which positions turn linear first?
+#
+# **Not a paper artefact.**  The linear unigram intervention of notebook 02 is trained and scored
+# on examples that swap a random half of the nine positions at once, so its accuracy is close to
+# the product of every position's success: one position that is not stored linearly pulls a whole
+# example down.  Here every shipped intervention is scored again with **one position corrupted at a
+# time** (`analysis.evaluate_positions`, from the cached models, no training; `train` and
+# `python -m onion_gru evaluate` compute it):
+#
+# * linear unigram: position p alone swapped with a partner example, its variable's coordinates
+#   taken from the partner's state;
+# * linear bigram: position p corrupted, the pair variables touching p from a source that shares
+#   tokens p-1, p, p+1 (as in training, at a fixed p; pairs are not scored one by one);
+# * onion: position p replaced by a random token and repaired (the onion edits one position anyway).
+#
+# Each position has its own floor, the accuracy of the corrupted state left unpatched (about 1/30:
+# the corrupting token equals the original), and the examples longer than p (the onion's set has
+# lengths 2-9, so its late positions have fewer).
+#
+# **Hypothesis.**  Linear storage appears position by position: in an autoregressive GRU the first
+# position becomes linearly swappable at a smaller N than the middle one (an earlier probe of this
+# with pyvene's DAS suggested it, issue #27).  **Switch size** of a position (notebook 08's
+# definition, per position): the smallest N measured from which on (at it and every larger N) the
+# linear unigram accuracy with that position alone swapped is at least 0.5, mean over seeds.
+
+# %% tags=["parameters"]
+profile = "laptop"
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from onion_gru import report
+from onion_gru.analysis import INTERVENTION_METHODS
+from onion_gru.profiles import extension, get_profile
+
+P = report.active_profile(profile)
+report.set_style()
+# the paper's sizes (notebooks 01, 02, 04) and the grid's between them; at each (N, variant, method)
+# the first source that has results fills it, as in notebook 02's six-size table
+sources = list(dict.fromkeys([*P.size_sources, extension(P, "grid").name]))
+print("sources, in order of preference:", ", ".join(sources))
+
+# %%
+found, seen = [], set()
+for source in map(get_profile, sources):
+    runs = report.position_results(source, [m for m in INTERVENTION_METHODS if m in (source.methods or INTERVENTION_METHODS)],
+                                   partial=True)
+    if not len(runs):
+        continue
+    keys = list(zip(runs["size"], runs["variant"], runs["method"]))
+    runs = runs[[k not in seen for k in keys]]
+    seen |= set(zip(runs["size"], runs["variant"], runs["method"]))
+    found.append(runs.assign(profile=source.name))
+runs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+print(f"{len(runs)} (GRU, intervention, position) results; sizes: {sorted(set(runs['size'])) if len(runs) else []}")
+
+# %%
+keys = ["size", "variant", "method", "position"]
+if len(runs):
+    g = runs.groupby(keys, sort=True)
+    table = g["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else np.nan, n="count").reset_index()
+    table["floor"] = g["floor"].mean().to_numpy()
+    table["examples"] = g["examples"].min().to_numpy()
+    table["capped"] = (~g["flattened"].all().astype(bool)).to_numpy()
+    table["profile"] = g["profile"].first().to_numpy()
+    wide = table[table.method == "linear_unigram"].assign(
+        text=lambda t: [f"{m:.2f}" + (f" {report.CAPPED}" if c else "") for m, c in zip(t["mean"], t["capped"])])
+    md = ""
+    for variant, part in wide.groupby("variant", sort=False):
+        grid = part.pivot_table(index="position", columns="size", values="text", aggfunc="first")
+        grid.columns = [f"N={n}" for n in grid.columns]
+        md += f"\n### {report.VARIANT_LABELS[variant]}: linear unigram, one position swapped\n\n"
+        md += report.to_markdown(grid.reset_index())
+    md += (f"\nCells: mean over seeds; {report.CAPPED}: a seed's intervention stopped at its cap (a lower bound). "
+           "All methods, floors and profiles: `10_positions.csv`.\n")
+    report.save_table(table, "10_positions", P, markdown=md)
+    print(md)
+
+# %% [markdown]
+# ## Accuracy by position and size
+# One panel per variant and intervention: colour is the accuracy with that position alone
+# corrupted, mean over seeds (the floors are about 0.03); a column is one hidden size N.
+
+# %%
+if len(runs):
+    methods = [m for m in INTERVENTION_METHODS if m in set(table.method)]
+    variants = [v for v in P.variants if v in set(table.variant)]
+    fig, axes = plt.subplots(len(variants), len(methods), figsize=(3.2 * len(methods), 2.5 * len(variants)),
+                             squeeze=False, layout="constrained")
+    for row, variant in zip(axes, variants):
+        for ax, method in zip(row, methods):
+            part = table[(table.variant == variant) & (table.method == method)]
+            grid = part.pivot_table(index="position", columns="size", values="mean")
+            image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+            for (i, j), v in np.ndenumerate(grid.to_numpy()):
+                if not np.isnan(v):
+                    ax.text(j, i, f"{v:.2f}".lstrip("0"), ha="center", va="center", fontsize=4.5, color="w" if v < 0.6 else "k")
+            ax.set_xticks(range(grid.shape[1]), [str(n) for n in grid.columns], fontsize=6, rotation=90)
+            ax.set_yticks(range(grid.shape[0]), [str(p) for p in grid.index], fontsize=6)
+            ax.set(title=f"{report.VARIANT_LABELS[variant]}: {report.METHOD_LABELS[method]}", xlabel="hidden size N",
+                   ylabel="position")
+            ax.grid(False)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="accuracy, one position corrupted")
+    report.save_figure(fig, "10_positions", P)
+    plt.show()
+
+# %% [markdown]
+# ## Check
+# Per variant and position, the switch size (definition above) of the linear unigram intervention.
+# The hypothesis holds for a variant when position 0 switches at a smaller N than position 4 (or
+# position 0 switches and position 4 does not within the sizes measured); it fails when position 4
+# switches first or together with position 0; it cannot be decided when neither switches (NOT TESTABLE).
+
+# %%
+def switch_size(variant: str, position: int, method: str = "linear_unigram") -> int | None:
+    if not len(runs):
+        return None
+    part = table[(table.method == method) & (table.variant == variant) & (table.position == position)]
+    lin = part.set_index("size")["mean"]
+    sizes = sorted(lin.index)
+    return next((n for i, n in enumerate(sizes) if all(lin[m] >= 0.5 for m in sizes[i:])), None)
+
+
+positions = sorted(set(table.position)) if len(runs) else []
+switches = pd.DataFrame([{"variant": v, "position": p, "linear unigram from N": switch_size(v, p),
+                          "linear bigram from N": switch_size(v, p, "linear_bigram")}
+                         for v in P.variants for p in positions])
+print(switches.to_string(index=False) if len(switches) else "no results")
+
+report.scope("10_positions", "new")
+for variant in P.variants:
+    first, middle = switch_size(variant, 0), switch_size(variant, 4)
+    if first is None and middle is None:
+        supported = None
+    else:
+        supported = first is not None and (middle is None or first < middle)
+    said = lambda n: f"from N = {n}" if n else "not within the sizes measured"
+    report.claim(P, "10_positions", "(none: beyond the paper)",
+                 f"{report.VARIANT_LABELS[variant].lower().replace(' ', '-')} GRUs store the first position linearly "
+                 "before the middle one",
+                 supported, f"one position swapped, linear unigram >= 0.5: position 0 {said(first)}, position 4 {said(middle)}")
+if not P.science:
+    print("(smoke profile: a pipeline check, not science)")
