@@ -110,5 +110,5 @@ def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_
     runs, table, md = report.across_sizes(laptop, ["probe_linear"], "x")
     assert list(table["profile"]) == ["gpu", "large"] and list(table["capped"]) == [False, True]
     assert "| profile |  | `gpu` | not run | not run | not run | not run | `large` |" in md
-    assert "| No input | Linear | 0.25 | not run | not run | not run | not run | 0.97 † |" in md
+    assert "| No input | Linear probe | 0.25 | not run | not run | not run | not run | 0.97 † |" in md
     assert len(runs) == 2 and (tmp_path / "x_sizes.csv").exists() and all((p / "manifest.json").exists() for p in paths)

@@ -4,6 +4,8 @@ An entry is a folder ``data/<kind>/<label>-<hash>/`` holding ``weights.pt`` and 
 The hash covers the full config and ``CODE_VERSION``.  The manifest is written last, by atomic
 rename, so it marks a finished entry; it records the sha256 of the weights, and an entry whose
 weights are missing, truncated or altered is reported with a warning and recomputed, never used.
+Kinds: ``gru`` and ``analysis`` (trained models), ``positions`` and ``das`` (results computed from
+cached models: their numbers are in the manifest, ``weights.pt`` holds little or nothing).
 Committing entries is how trained models ship with the project.  A group still training keeps
 a ``Checkpoint`` under ``data/checkpoints/`` (git-ignored), so that a stopped run continues.  A run on a borrowed GPU ships its
 large entries as manifests alone (results and curves, no weights: ``scripts/gpu_profile.py``); the

@@ -98,8 +98,7 @@ def main(argv=None) -> int:
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
             return 2
-        for line in position_evaluations([(p, chosen_methods(p, None)) for p in profiles]):
-            print(line)
+        position_evaluations([(p, chosen_methods(p, None)) for p in profiles])
         return 0
     if args.command == "status":
         from .status import report
@@ -140,8 +139,7 @@ def main(argv=None) -> int:
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None
     results = run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group, deadline=deadline,
                        slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
-    for line in position_evaluations(plans, deadline):
-        print(line)
+    position_evaluations(plans, deadline)
     print(summary(gru_jobs + analysis_jobs, results, time.time() - start))
     return 0
 

@@ -234,7 +234,7 @@ def position_evaluations(plans, deadline: float | None = None) -> list[str]:
     (``analysis.get_positions``) where the cache lacks it: evaluation of cached models, no training,
     one group per size and method in this process.  Skips the cells whose GRU or intervention is not
     in the cache (still training, or a GPU entry shipped without weights); none start past
-    ``deadline``.  One line per evaluation."""
+    ``deadline``.  One line per evaluation, printed as it is done and returned."""
     from .analysis import INTERVENTION_METHODS, get_positions, positions_entry
     lines, seen = [], set()
     for profile, methods in plans:
@@ -253,8 +253,9 @@ def position_evaluations(plans, deadline: float | None = None) -> list[str]:
                 if not todo or (deadline and time.time() > deadline):
                     continue
                 manifests = get_positions([g for _, g, _ in todo], [a for _, _, a in todo])
-                lines += [f"{job.label}: by position " + " ".join(f"{r['accuracy']:.2f}" for r in m["metrics"]["positions"])
-                          for (job, _, _), m in zip(todo, manifests)]
+                for (job, _, _), m in zip(todo, manifests):
+                    lines.append(f"{job.label}: by position " + " ".join(f"{r['accuracy']:.2f}" for r in m["metrics"]["positions"]))
+                    print(lines[-1], flush=True)
     return lines
 
 

@@ -377,6 +377,14 @@ def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{v
     return fig, axes[0]
 
 
+def log_size_axes(grid, sizes) -> None:
+    """A seaborn grid's x axes: log N, one labelled tick per size run, y from 0 to 1."""
+    grid.set(xscale="log", ylim=(-0.02, 1.02), xlabel="hidden size N")
+    for ax in grid.axes.flat:
+        ax.set_xticks(sorted(set(sizes)), [str(n) for n in sorted(set(sizes))], fontsize=6)
+        ax.minorticks_off()
+
+
 def verdict(supported: bool | None) -> str:
     return {True: "SUPPORTED", False: "NOT SUPPORTED", None: "NOT TESTABLE"}[supported]
 

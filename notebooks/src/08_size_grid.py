@@ -57,10 +57,7 @@ if len(runs):
                         variant=runs.variant.map(report.VARIANT_LABELS))
     grid = sns.relplot(shown, x="size", y="accuracy", hue="method", style="profile", col="variant", kind="line",
                        marker="o", errorbar="sd", height=2.6, aspect=1.3, linewidth=1)
-    grid.set(xscale="log", ylim=(-0.02, 1.02), xlabel="hidden size N")
-    for ax in grid.axes.flat:
-        ax.set_xticks(sorted(set(runs["size"])), [str(n) for n in sorted(set(runs["size"]))], fontsize=6)
-        ax.minorticks_off()
+    report.log_size_axes(grid, runs["size"])
     report.save_figure(grid.figure, "08_size_grid", P)
     plt.show()
 

@@ -73,10 +73,7 @@ if len(table):
     shown = table.assign(variant=table.variant.map(report.VARIANT_LABELS), position=table.position.map("position {}".format))
     grid = sns.relplot(shown, x="size", y="accuracy", hue="method", style="method", col="position", row="variant",
                        kind="line", marker="o", height=2.2, aspect=1.2, linewidth=1)
-    grid.set(xscale="log", ylim=(-0.02, 1.02), xlabel="hidden size N")
-    for ax in grid.axes.flat:
-        ax.set_xticks(sorted(set(table["size"])), [str(n) for n in sorted(set(table["size"]))], fontsize=6)
-        ax.minorticks_off()
+    report.log_size_axes(grid, table["size"])
     report.save_figure(grid.figure, "11_pyvene", P)
     plt.show()
 
