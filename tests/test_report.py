@@ -112,3 +112,12 @@ def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_
     assert "| profile |  | `gpu` | not run | not run | not run | not run | `large` |" in md
     assert "| No input | Linear probe | 0.25 | not run | not run | not run | not run | 0.97 † |" in md
     assert len(runs) == 2 and (tmp_path / "x_sizes.csv").exists() and all((p / "manifest.json").exists() for p in paths)
+
+
+def test_first_found_takes_each_cell_whole_from_the_first_profile_that_has_it():
+    first = pd.DataFrame({"size": [512, 512, 1024], "variant": ["a", "a", "a"], "accuracy": [0.1, 0.2, 0.3]})
+    second = pd.DataFrame({"size": [512, 48], "variant": ["a", "a"], "accuracy": [0.9, 0.4]})
+    found = report.first_found({"large": first, "empty": pd.DataFrame(), "laptop": second}, ("size", "variant"))
+    assert list(found["accuracy"]) == [0.1, 0.2, 0.3, 0.4]
+    assert list(found["profile"]) == ["large", "large", "large", "laptop"]
+    assert report.first_found({"empty": pd.DataFrame()}, ("size",)).empty

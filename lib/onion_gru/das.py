@@ -63,16 +63,17 @@ def get_das(gru: RNNConfig, config: DASConfig, compute: bool = True) -> dict:
 def run_das(profiles: list[Profile], positions=DAS_POSITIONS) -> list[str]:
     """Every DAS run of ``profiles`` (``das_cells`` x ``positions``) whose GRU is cached and result is
     not, smallest GRU first; one line per run."""
-    lines, todo = [], []
+    lines, todo, keys = [], [], set()
     for profile in profiles:
         for gru in das_cells(profile):
             for p in positions:
                 label, config = das_entry(gru, DASConfig.of(gru, p))
                 key = f"{label}-{cache.config_hash(config)}"
                 if (cache.is_cached("gru", *gru_entry(gru)) and not cache.is_cached("das", label, config)
-                        and key not in [k for _, _, k in todo]):
-                    todo.append((gru, p, key))
-    for gru, p, _ in sorted(todo, key=lambda t: t[0].model_config.state_size):
+                        and key not in keys):
+                    todo.append((gru, p))
+                    keys.add(key)
+    for gru, p in sorted(todo, key=lambda t: t[0].model_config.state_size):
         m = get_das(gru, DASConfig.of(gru, p))["metrics"]
         lines.append(f"{gru.label} position {p}: pyvene DAS {m['accuracy']:.3f} (floor {m['floor']:.3f}, "
                      f"{m['seconds_per_step']:.3f} s a step)")

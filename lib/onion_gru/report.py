@@ -284,15 +284,32 @@ def _wide(agg: pd.DataFrame, texts, row_keys) -> pd.DataFrame:
     wide = agg.assign(text=texts).pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first",
                                               sort=False)
     wide.columns = [f"N={c}" for c in wide.columns]
-    return _labelled(wide.reset_index()).fillna(NOT_RUN)
+    return labelled(wide.reset_index()).fillna(NOT_RUN)
 
 
-def _labelled(wide: pd.DataFrame) -> pd.DataFrame:
+def labelled(wide: pd.DataFrame) -> pd.DataFrame:
+    """Method and variant columns in the words the figures and tables use."""
     if "method" in wide:
         wide["method"] = wide["method"].map(lambda m: METHOD_LABELS.get(m, m))
     if "variant" in wide:
         wide["variant"] = wide["variant"].map(lambda v: VARIANT_LABELS.get(v, v))
     return wide
+
+
+def first_found(results: dict[str, pd.DataFrame], keys) -> pd.DataFrame:
+    """Rows of ``results`` (profile name -> its results, in order of preference) where each ``keys``
+    cell (e.g. size, variant, method) comes whole from the first profile that has it, named in a
+    column ``profile``: how the tables over several profiles choose between them."""
+    parts, seen = [], set()
+    for name, found in results.items():
+        if not len(found):
+            continue
+        cells = list(zip(*(found[k] for k in keys)))
+        found = found[[c not in seen for c in cells]]
+        seen |= set(cells)
+        if len(found):
+            parts.append(found.assign(profile=name))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 CAPPED = "†"  # marks a cell where a seed stopped at its cap: a lower bound
@@ -306,25 +323,21 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     accuracies (teacher-forced and free-running).  Saved as ``<stem>_sizes``; returns the per-seed
     runs, the long table and the Markdown."""
     sizes = PAPER_SIZES if profile.science else tuple(sorted({n for s in profile.size_sources for n in get_profile(s).sizes}))
-    tables, runs, seen = [], [], set()
-    for source in map(get_profile, profile.size_sources):
+
+    def results(source: Profile) -> pd.DataFrame:
         if methods is None:
             grus = gru_results(source, partial=True)
             found = pd.concat([grus.assign(method=m, accuracy=grus[m]) for m in ("accuracy", "greedy_accuracy")]) if len(grus) else grus
         else:
             found = analysis_results(source, methods, sizes=[n for n in source.sizes if n in sizes], partial=True)
-        if not len(found):
-            continue
-        found = found[found["size"].isin(sizes)]
-        keys = list(zip(found["size"], found["variant"], found["method"]))
-        found = found[[k not in seen for k in keys]]
-        if not len(found):
-            continue
-        seen |= set(zip(found["size"], found["variant"], found["method"]))
-        agg = aggregate(found, source)
+        return found[found["size"].isin(sizes)] if len(found) else found
+
+    runs = first_found({s: results(get_profile(s)) for s in profile.size_sources}, ("size", "variant", "method"))
+    tables = []
+    for name, found in runs.groupby("profile", sort=False):
+        agg = aggregate(found, get_profile(name))
         agg["capped"] = (~found.groupby(["size", "variant", "method"], sort=False)["flattened"].all().astype(bool)).to_numpy()
         tables.append(agg)
-        runs.append(found.assign(profile=source.name))
     table = pd.concat(tables, ignore_index=True).sort_values(["size"], kind="stable")
     texts = [cell(m, s, n) + (f" {CAPPED}" if c else "") for m, s, n, c in
              zip(table["mean"], table["std"], table["n"], table["capped"])]
@@ -339,7 +352,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
           + f"\nCells: mean ± std over the seeds run; {CAPPED}: a seed stopped at its cap still climbing (a lower "
             "bound); the profile row names where each column comes from (docs/profiles.md).\n")
     save_table(table, f"{stem}_sizes", profile, markdown=md)
-    return pd.concat(runs, ignore_index=True), table, md
+    return runs, table, md
 
 
 def mean_of(table: pd.DataFrame, method: str, size: int, variant: str) -> float:

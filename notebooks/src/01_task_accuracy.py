@@ -82,7 +82,7 @@ worst = acc.loc[acc["mean"].idxmin()]
 supported = bool((acc["mean"] >= 0.9).all())
 print(f"Lowest mean accuracy: {worst['mean']:.3f} (N={worst['size']}, {worst['variant']}).")
 means = {v: " / ".join(f"{m:.2f}" for m in acc[acc.variant == v].sort_values("size")["mean"]) for v in P.variants}
-report.scope("01_task_accuracy", "partial: N = 48-128 under the laptop profile (2 seeds, the rule); all six sizes in the notebook's second table")
+report.scope("01_task_accuracy", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
 report.claim(P, "01_task_accuracy", "GRU task accuracy table", "the GRUs learn the task (every mean >= 0.9)", supported,
              "; ".join(f"{report.VARIANT_LABELS[v].lower()} {m}" for v, m in means.items())
              + f" at N = {' / '.join(map(str, P.sizes))}")

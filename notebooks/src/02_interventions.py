@@ -108,7 +108,7 @@ def row(method, variant):
     return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
 
 
-report.scope("02_interventions", "partial: N = 48-128 under the laptop profile (2 seeds, the rule); six sizes in the second table")
+report.scope("02_interventions", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
 for variant, ok in claim1.items():
     report.claim(P, "02_interventions", "main intervention table",
                  f"small GRUs ({report.VARIANT_LABELS[variant].lower()}): the onion intervention works where the linear ones fail",

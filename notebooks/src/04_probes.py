@@ -69,7 +69,7 @@ def row(method, variant):
     return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
 
 
-report.scope("04_probes", "partial: N = 48-128 under the laptop profile (2 seeds, the rule); six sizes in the second table")
+report.scope("04_probes", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
 for variant, ok in claim.items():
     report.claim(P, "04_probes", "probe table",
                  f"small GRUs ({report.VARIANT_LABELS[variant].lower()}) are decodable only autoregressively", ok,

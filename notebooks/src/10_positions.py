@@ -39,22 +39,14 @@ from onion_gru.profiles import extension, get_profile
 P = report.active_profile(profile)
 report.set_style()
 # the paper's sizes (notebooks 01, 02, 04) and the grid's between them; at each (N, variant, method)
-# the first source that has results fills it, as in notebook 02's six-size table
+# the first source that has results fills it (report.first_found, as notebook 02's six-size table)
 sources = list(dict.fromkeys([*P.size_sources, extension(P, "grid").name]))
 print("sources, in order of preference:", ", ".join(sources))
 
 # %%
-found, seen = [], set()
-for source in map(get_profile, sources):
-    runs = report.position_results(source, [m for m in INTERVENTION_METHODS if m in (source.methods or INTERVENTION_METHODS)],
-                                   partial=True)
-    if not len(runs):
-        continue
-    keys = list(zip(runs["size"], runs["variant"], runs["method"]))
-    runs = runs[[k not in seen for k in keys]]
-    seen |= set(zip(runs["size"], runs["variant"], runs["method"]))
-    found.append(runs.assign(profile=source.name))
-runs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+runs = report.first_found({s.name: report.position_results(s, [m for m in INTERVENTION_METHODS if m in (s.methods or INTERVENTION_METHODS)],
+                                                            partial=True) for s in map(get_profile, sources)},
+                          ("size", "variant", "method"))
 print(f"{len(runs)} (GRU, intervention, position) results; sizes: {sorted(set(runs['size'])) if len(runs) else []}")
 
 # %%

@@ -37,31 +37,25 @@ sizes = PAPER_SIZES if P.science else sorted({n for s in P.size_sources for n in
 print("sources, in order of preference:", ", ".join(P.size_sources), "| sizes:", list(sizes))
 
 # %%
-rows, seen = [], set()
-for source in map(get_profile, P.size_sources):
-    das = report.das_results(source)
-    if not len(das):
-        continue
-    das = das[[n in sizes and (n, v) not in seen for n, v in zip(das["size"], das["variant"])]]
-    if not len(das):
-        continue
-    seen |= set(zip(das["size"], das["variant"]))
-    ours = report.position_results(source, ["linear_unigram"], partial=True)
-    ours = ours[ours.position.isin(DAS_POSITIONS)] if len(ours) else ours
-    for r in das.itertuples():
-        mine = ours[(ours["size"] == r.size) & (ours.variant == r.variant) & (ours.seed == r.seed)
-                    & (ours.position == r.position)] if len(ours) else ours
-        rows.append({"size": r.size, "variant": r.variant, "seed": r.seed, "position": r.position, "profile": source.name,
-                     "method": "pyvene DAS (rank N/8, 1,000 steps)", "accuracy": r.accuracy, "floor": r.floor})
-        if len(mine):
-            rows.append({"size": r.size, "variant": r.variant, "seed": r.seed, "position": r.position,
-                         "profile": source.name, "method": "ours: linear unigram, one position",
-                         "accuracy": float(mine.accuracy.iloc[0]), "floor": float(mine.floor.iloc[0])})
+das = report.first_found({s: report.das_results(get_profile(s)) for s in P.size_sources}, ("size", "variant"))
+das = das[das["size"].isin(sizes)] if len(das) else das
+# ours from the same profile as each DAS run, on the same GRU
+ours = {s: report.position_results(get_profile(s), ["linear_unigram"], partial=True) for s in dict.fromkeys(das.get("profile", []))}
+rows = []
+for r in das.itertuples():
+    cell = dict(size=r.size, variant=r.variant, seed=r.seed, position=r.position, profile=r.profile)
+    rows.append(cell | {"method": "pyvene DAS (rank N/8, 1,000 steps)", "accuracy": r.accuracy, "floor": r.floor})
+    mine = ours[r.profile]
+    mine = mine[(mine["size"] == r.size) & (mine.variant == r.variant) & (mine.seed == r.seed)
+                & (mine.position == r.position)] if len(mine) else mine
+    if len(mine):
+        rows.append(cell | {"method": "ours: linear unigram, one position", "accuracy": float(mine.accuracy.iloc[0]),
+                            "floor": float(mine.floor.iloc[0])})
 table = pd.DataFrame(rows, columns=["size", "variant", "seed", "position", "profile", "method", "accuracy", "floor"])
 if len(table):
     wide = table.pivot_table(index=["variant", "position", "method"], columns="size", values="accuracy", sort=False)
     wide.columns = [f"N={n}" for n in wide.columns]
-    md = report.to_markdown(report._labelled(wide.reset_index()).fillna(report.NOT_RUN))
+    md = report.to_markdown(report.labelled(wide.reset_index()).fillna(report.NOT_RUN))
     md += "\nCells: seed 0 of each GRU; the profile of each size in `11_pyvene.csv`.\n"
     report.save_table(table, "11_pyvene", P, markdown=md)
     print(md)
