@@ -267,6 +267,11 @@ def cell(mean: float, std: float, n: int) -> str:
 NOT_RUN = "not run"  # a (variant, method, N) cell with no result, e.g. a profile trained in part
 
 
+def filled(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with NOT_RUN in its empty cells; object dtype first, since pandas warns on a str filled into floats."""
+    return table.astype(object).fillna(NOT_RUN)
+
+
 def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
     """The paper's layout: one row per (variant, method), one column per N, cells mean ± std."""
     texts = [cell(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])]
@@ -284,7 +289,7 @@ def _wide(agg: pd.DataFrame, texts, row_keys) -> pd.DataFrame:
     wide = agg.assign(text=texts).pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first",
                                               sort=False)
     wide.columns = [f"N={c}" for c in wide.columns]
-    return labelled(wide.reset_index()).fillna(NOT_RUN)
+    return filled(labelled(wide.reset_index()))
 
 
 def labelled(wide: pd.DataFrame) -> pd.DataFrame:
@@ -344,7 +349,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     wide = _wide(table, texts, row_keys)
     for n in sizes:  # every paper size is a column, run or not
         wide[f"N={n}"] = wide.get(f"N={n}", NOT_RUN)
-    wide = wide[[*row_keys, *[f"N={n}" for n in sizes]]].fillna(NOT_RUN)
+    wide = filled(wide[[*row_keys, *[f"N={n}" for n in sizes]]])
     sources = table.groupby("size")["profile"].agg(lambda p: " + ".join(dict.fromkeys(p)))
     header = {k: "" for k in row_keys} | {f"N={n}": f"`{sources[n]}`" if n in sources else NOT_RUN for n in sizes}
     header[row_keys[0]] = "profile"

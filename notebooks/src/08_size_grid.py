@@ -7,8 +7,10 @@
 # protocol and rule (`grid` profile, two seeds, `make extensions`; it shares the laptop's models at
 # N = 48, 64, 128), and the three interventions of notebook 02 are run on each.  On a GPU the
 # `gpu_grid` profile (`scripts/gpu_profile.py --profile gpu_grid`) adds N = 384, 512, 768, 1024 with
-# the `gpu` profile's rule; its shipped results are shown beside the grid when present (so far its
-# autoregressive GRUs of N = 384 and 512 with the three interventions, trained on the CPU).
+# the `gpu` profile's rule (so far its autoregressive GRUs of N = 384 and 512 with the three
+# interventions, trained on the CPU, at the rule's 8k analysis cap), and the `large` profile the
+# paper's N = 512 and 1024 under the laptop's rule (docs/profiles.md).  Each (size, variant, method)
+# cell comes whole from the first of grid, large, gpu_grid that has it: converged runs before capped.
 #
 # **Hypothesis.**  Linear storage takes over at a size that depends on the decoder variant: earlier
 # for no-input GRUs, which must hold every token until the end, than for autoregressive ones, which
@@ -37,15 +39,24 @@ G = extension(P, "grid")
 print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\nanalyses: {G.analysis.describe()}")
 
 # %%
-gpu = get_profile("gpu_grid")  # its shipped results only, never trained here (a borrowed GPU; docs/gpu.md)
-sources = [G, gpu]  # read as far as they are in the cache (`make extensions` trains the grid)
-frames = [report.analysis_results(p, G.methods, partial=True).assign(profile=p.name) for p in sources]
-runs = pd.concat(frames[:1] + [f for f in frames[1:] if len(f)], ignore_index=True)
+# read as far as they are in the cache (`make extensions` trains the grid; `large` and `gpu_grid`:
+# their shipped results only, never trained here)
+sources = [G, get_profile("large"), get_profile("gpu_grid")]
+CELL = ("size", "variant", "method")
+
+
+def preferred(frames) -> pd.DataFrame:
+    """Each profile's frames stacked, then each cell from the first profile that has it."""
+    stacked = {p.name: pd.concat(f, ignore_index=True) for p, f in zip(sources, ([f for f in fs if len(f)] for fs in frames)) if f}
+    return report.first_found(stacked, CELL)
+
+
+runs = preferred([[report.analysis_results(p, G.methods, partial=True)] for p in sources])
 print(f"{len(runs)} runs shipped or trained; grid sizes present: {sorted(set(runs['size'])) if len(runs) else []}")
 
 # %%
 if len(runs):
-    table = pd.concat([report.aggregate(r, G if name == G.name else gpu) for name, r in runs.groupby("profile", sort=False)],
+    table = pd.concat([report.aggregate(r, get_profile(name)) for name, r in runs.groupby("profile", sort=False)],
                       ignore_index=True)
     md = "".join(f"\n### profile `{name}`\n\n" + report.wide_markdown(t) for name, t in table.groupby("profile", sort=False))
     report.save_table(table, "08_size_grid", P, markdown=md)
@@ -69,11 +80,10 @@ if len(runs):
 # flattening are listed: their numbers are lower bounds.
 
 # %%
-curves = [report.gru_curves(p, partial=True).assign(method="gru") for p in sources]
-curves += [report.analysis_curves(p, G.methods, partial=True) for p in sources]
-curves = pd.concat([c for c in curves if len(c)], ignore_index=True)
-grus = [report.gru_results(p, partial=True).assign(method="gru") for p in sources]
-ran = pd.concat([g for g in grus if len(g)] + [runs], ignore_index=True)  # the analyses' results are `runs`
+curves = preferred([[report.gru_curves(p, partial=True).assign(method="gru"), report.analysis_curves(p, G.methods, partial=True)]
+                    for p in sources])
+grus = preferred([[report.gru_results(p, partial=True).assign(method="gru")] for p in sources])
+ran = pd.concat([f for f in (grus, runs) if len(f)] or [pd.DataFrame()], ignore_index=True)  # the analyses' results are `runs`
 if len(curves):
     panels = {"gru": "GRU (task)", **{m: report.METHOD_LABELS[m] for m in G.methods}}
     curves = curves.assign(panel=curves.method.map(panels), run=curves.variant + curves.seed.astype(str),
@@ -91,7 +101,7 @@ if len(curves):
 
 # %% [markdown]
 # ## Check
-# The switch size per variant (definition above), on the grid and the gpu profile's sizes together;
+# The switch size per variant (definition above), on the grid's and the larger profiles' sizes together;
 # the hypothesis holds when both variants switch within the sizes measured and the no-input GRUs
 # switch at a smaller N than the autoregressive ones.  Where a variant does not switch within the
 # sizes measured, the hypothesis cannot be decided from these numbers (NOT TESTABLE) unless the

@@ -63,7 +63,8 @@ def verdicts(table):
         rows.append({"size": size, "variant": variant, "method": method,
                      "reference": g["accuracy_reference"].mean(), "check": g["accuracy_check"].mean(),
                      "difference": diff, "seed_spread": spread, "within": bool(abs(diff) <= max(0.02, spread))})
-    return pd.DataFrame(rows)
+    columns = ["size", "variant", "method", "reference", "check", "difference", "seed_spread", "within"]
+    return pd.DataFrame(rows, columns=columns)  # one column order, whichever row comes first
 
 
 results = {}
@@ -71,7 +72,7 @@ for role, check in checks.items():
     table = compared(check)
     summary = verdicts(table)
     report.save_table(table, f"09_{role}_runs", P)
-    md = report.to_markdown(summary.round(3).fillna(report.NOT_RUN)) if len(summary) else "(nothing to compare)\n"
+    md = report.to_markdown(report.filled(summary.round(3))) if len(summary) else "(nothing to compare)\n"
     report.save_table(summary, f"09_{role}", P, markdown=md)
     results[role] = summary
     print(f"## {role}: {check.name} against {reference.name}\n\nper seed:\n{table.round(3).to_string(index=False)}\n\n{md}")

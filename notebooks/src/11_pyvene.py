@@ -55,7 +55,7 @@ table = pd.DataFrame(rows, columns=["size", "variant", "seed", "position", "prof
 if len(table):
     wide = table.pivot_table(index=["variant", "position", "method"], columns="size", values="accuracy", sort=False)
     wide.columns = [f"N={n}" for n in wide.columns]
-    md = report.to_markdown(report.labelled(wide.reset_index()).astype(object).fillna(report.NOT_RUN))
+    md = report.to_markdown(report.filled(report.labelled(wide.reset_index())))
     md += "\nCells: seed 0 of each GRU; the profile of each size in `11_pyvene.csv`.\n"
     report.save_table(table, "11_pyvene", P, markdown=md)
     print(md)
