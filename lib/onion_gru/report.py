@@ -349,7 +349,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     wide = _wide(table, texts, row_keys)
     for n in sizes:  # every paper size is a column, run or not
         wide[f"N={n}"] = wide.get(f"N={n}", NOT_RUN)
-    wide = filled(wide[[*row_keys, *[f"N={n}" for n in sizes]]])
+    wide = wide[[*row_keys, *[f"N={n}" for n in sizes]]]
     sources = table.groupby("size")["profile"].agg(lambda p: " + ".join(dict.fromkeys(p)))
     header = {k: "" for k in row_keys} | {f"N={n}": f"`{sources[n]}`" if n in sources else NOT_RUN for n in sizes}
     header[row_keys[0]] = "profile"
