@@ -45,9 +45,13 @@ sources = [G, get_profile("large"), get_profile("gpu_grid")]
 CELL = ("size", "variant", "method")
 
 
-def preferred(frames) -> pd.DataFrame:
-    """Each profile's frames stacked, then each cell from the first profile that has it."""
-    stacked = {p.name: pd.concat(f, ignore_index=True) for p, f in zip(sources, ([f for f in fs if len(f)] for fs in frames)) if f}
+def preferred(per_source) -> pd.DataFrame:
+    """Each profile's non-empty frames stacked, then each cell from the first profile that has it."""
+    stacked = {}
+    for profile, frames in zip(sources, per_source):
+        frames = [f for f in frames if len(f)]
+        if frames:
+            stacked[profile.name] = pd.concat(frames, ignore_index=True)
     return report.first_found(stacked, CELL)
 
 
