@@ -8,8 +8,8 @@ from onion_gru.analysis import METHODS
 
 def test_bench_table_has_every_required_row():
     """`make bench` on CPU: ours and the nn.GRU reference per size, the matmul ceiling, one row per
-    stage-2 method, and the large sizes' rows (each orthogonal map against matrix_exp), each with a
-    positive time."""
+    stage-2 method, and the large sizes' rows (each orthogonal map against matrix_exp, bf16 against
+    fp32), each with a positive time."""
     table = bench.run(devices=[torch.device("cpu")], sizes=(8,), large_sizes=(12,))
     whats = set(table["what"])
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
@@ -24,6 +24,18 @@ def test_bench_table_has_every_required_row():
     ref = table[table["what"] == "GRU train step (nn.GRU reference)"].iloc[0]
     assert ours["ms"] > 0 and math.isclose(ours["speedup"], ref["ms"] / ours["ms"], rel_tol=1e-9)
     assert 0 < ours["pct_of_matmul"] < 100
+
+
+def test_large_rows_are_timed_again_per_thread_count_and_give_the_count_back():
+    """`make bench` times the large rows with its threads and again with one: the second set is named
+    by its count (one thread here both times, so the test never oversubscribes the cores)."""
+    tokens, lengths = bench.data.load("train", size=2_000)
+    before = torch.get_num_threads()
+    rows = bench.large_rows(torch.device("cpu"), tokens, lengths, sizes=(12,), threads=(None, 1))
+    assert [r["what"] for r in rows] == [f"{what}{suffix}" for suffix in ("", ", 1 thread") for what in (
+        "GRU train step (ours), fp32", "GRU train step (ours), bf16 products",
+        "stage-2 step: linear_unigram, matrix_exp", "stage-2 step: linear_unigram, cayley")]
+    assert all(r["ms"] > 0 for r in rows) and torch.get_num_threads() == before
 
 
 def test_time_interleaved_calls_each_step_in_turns():

@@ -146,29 +146,38 @@ def run(devices=None, sizes=(48, 64, 128, 256), large_sizes=(512, 1024)) -> pd.D
         one, group = (stage2_step_seconds("onion_unigram", 64, n, device) for n in (1, k))
         rows.append({"device": device.type, "what": f"stage-2 group step: onion_unigram, group of {k} "
                      "(ms per model-step)", "size": 64, "ms": group / k * 1e3, "speedup": one * k / group})
-        rows += large_rows(device, tokens, lengths, large_sizes)
+        one_more = (1,) if device.type == "cpu" and torch.get_num_threads() > 1 else ()
+        rows += large_rows(device, tokens, lengths, large_sizes, threads=(None, *one_more))
         if device.type == "cuda":
             rows += cuda_group_rows(device, tokens, lengths)
     return pd.DataFrame(rows)
 
 
-def large_rows(device, tokens, lengths, sizes=(512, 1024)) -> list[dict]:
+def large_rows(device, tokens, lengths, sizes=(512, 1024), threads=(None,)) -> list[dict]:
     """The steps that decide the large profile's cost: the GRU's in fp32 and with bf16 products
     (``speedup`` against fp32), and the linear unigram intervention's with each orthogonal map
     (``speedup`` against matrix_exp), one model each, timed in few repeats (a step of N = 1024 takes
-    seconds)."""
+    seconds).  Timed once per entry of ``threads`` (None: the current count); the rows of every entry
+    after the first end in ", <n> thread(s)": `make bench` times the CPU again with one thread, the
+    layout of the campaign's workers, since bf16's gain depends on the thread count."""
     from .interventions import ORTHOGONAL_MAPS
     quick = {"repeats": 3, "n": 2, "warmup": 1}
+    current = torch.get_num_threads()
     rows = []
-    for H in sizes:
-        fp32, bf16 = (time_steps(training_step(RepeatRNN(ModelConfig(H, precision=p)).to(device), tokens, lengths, device),
-                                 device, **quick) for p in ("fp32", "bf16"))
-        rows.append({"device": device.type, "what": "GRU train step (ours), fp32", "size": H, "ms": fp32 * 1e3})
-        rows.append({"device": device.type, "what": "GRU train step (ours), bf16 products", "size": H, "ms": bf16 * 1e3,
-                     "speedup": fp32 / bf16})
-        times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
-        rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}", "size": H, "ms": t * 1e3,
-                  "speedup": times["matrix_exp"] / t} for m, t in times.items()]
+    for i, n in enumerate(threads):
+        torch.set_num_threads(n or current)
+        suffix = f", {n} thread{'s' if n > 1 else ''}" if i else ""
+        for H in sizes:
+            fp32, bf16 = (time_steps(training_step(RepeatRNN(ModelConfig(H, precision=p)).to(device), tokens, lengths,
+                                                   device), device, **quick) for p in ("fp32", "bf16"))
+            rows.append({"device": device.type, "what": f"GRU train step (ours), fp32{suffix}", "size": H,
+                         "ms": fp32 * 1e3})
+            rows.append({"device": device.type, "what": f"GRU train step (ours), bf16 products{suffix}", "size": H,
+                         "ms": bf16 * 1e3, "speedup": fp32 / bf16})
+            times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
+            rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}{suffix}", "size": H,
+                      "ms": t * 1e3, "speedup": times["matrix_exp"] / t} for m, t in times.items()]
+    torch.set_num_threads(current)
     return rows
 
 
