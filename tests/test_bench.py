@@ -15,7 +15,9 @@ def test_bench_table_has_every_required_row():
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
             "GRU train step (ours), fp32", "GRU train step (ours), bf16 products"} <= whats
     assert {f"stage-2 step: {m}" for m in METHODS} <= whats
-    maps = table[table["what"].str.startswith("stage-2 step: linear_unigram, ")].set_index("what")
+    # (with more than one thread the large rows come again for one thread: named so, tested below)
+    what = table["what"]
+    maps = table[what.str.startswith("stage-2 step: linear_unigram, ") & ~what.str.endswith("thread")].set_index("what")
     assert list(maps.index) == ["stage-2 step: linear_unigram, matrix_exp", "stage-2 step: linear_unigram, cayley"]
     assert maps.loc["stage-2 step: linear_unigram, matrix_exp", "speedup"] == 1.0 and (maps["ms"] > 0).all()
     group = table[table["what"].str.startswith("stage-2 group step")].iloc[0]

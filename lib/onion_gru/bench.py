@@ -164,20 +164,22 @@ def large_rows(device, tokens, lengths, sizes=(512, 1024), threads=(None,)) -> l
     quick = {"repeats": 3, "n": 2, "warmup": 1}
     current = torch.get_num_threads()
     rows = []
-    for i, n in enumerate(threads):
-        torch.set_num_threads(n or current)
-        suffix = f", {n} thread{'s' if n > 1 else ''}" if i else ""
-        for H in sizes:
-            fp32, bf16 = (time_steps(training_step(RepeatRNN(ModelConfig(H, precision=p)).to(device), tokens, lengths,
-                                                   device), device, **quick) for p in ("fp32", "bf16"))
-            rows.append({"device": device.type, "what": f"GRU train step (ours), fp32{suffix}", "size": H,
-                         "ms": fp32 * 1e3})
-            rows.append({"device": device.type, "what": f"GRU train step (ours), bf16 products{suffix}", "size": H,
-                         "ms": bf16 * 1e3, "speedup": fp32 / bf16})
-            times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
-            rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}{suffix}", "size": H,
-                      "ms": t * 1e3, "speedup": times["matrix_exp"] / t} for m, t in times.items()]
-    torch.set_num_threads(current)
+    try:
+        for i, n in enumerate(threads):
+            torch.set_num_threads(n := n or current)
+            suffix = f", {n} thread{'s' if n > 1 else ''}" if i else ""
+            for H in sizes:
+                fp32, bf16 = (time_steps(training_step(RepeatRNN(ModelConfig(H, precision=p)).to(device), tokens,
+                                                       lengths, device), device, **quick) for p in ("fp32", "bf16"))
+                rows.append({"device": device.type, "what": f"GRU train step (ours), fp32{suffix}", "size": H,
+                             "ms": fp32 * 1e3})
+                rows.append({"device": device.type, "what": f"GRU train step (ours), bf16 products{suffix}",
+                             "size": H, "ms": bf16 * 1e3, "speedup": fp32 / bf16})
+                times = {m: stage2_step_seconds("linear_unigram", H, 1, device, m, **quick) for m in ORTHOGONAL_MAPS}
+                rows += [{"device": device.type, "what": f"stage-2 step: linear_unigram, {m}{suffix}", "size": H,
+                          "ms": t * 1e3, "speedup": times["matrix_exp"] / t} for m, t in times.items()]
+    finally:  # the caller's thread count, whatever happened
+        torch.set_num_threads(current)
     return rows
 
 
