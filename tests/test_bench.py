@@ -30,7 +30,7 @@ def test_bench_table_has_every_required_row():
 
 def test_large_rows_are_timed_again_per_thread_count_and_give_the_count_back():
     """`make bench` times the large rows with its threads and again with one: the second set is named
-    by its count (one thread here both times, so the test never oversubscribes the cores)."""
+    by its count (here the test's own thread count, then one: never more threads than the tests have)."""
     tokens, lengths = bench.data.load("train", size=2_000)
     before = torch.get_num_threads()
     rows = bench.large_rows(torch.device("cpu"), tokens, lengths, sizes=(12,), threads=(None, 1))
