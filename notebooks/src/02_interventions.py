@@ -66,7 +66,7 @@ plt.show()
 # `figures/02_interventions_sizes.*`, with its figure.  Read from the cache, never trained here.
 
 # %%
-sized_runs, _, md = report.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
+sized_runs, sized, md = report.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
 print(md)
 fig, axes = report.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy",
                                     sizes=sorted(set(sized_runs["size"]) | set(report.PAPER_SIZES if P.science else [])))
@@ -74,24 +74,15 @@ report.save_figure(fig, "02_interventions_sizes", P)
 plt.show()
 
 # %% [markdown]
-# ## Beyond the laptop: N = 512 and 1024 on a borrowed GPU
-# A time-boxed slice (`scripts/gpu_slice.py`, one H100, one seed; far fewer steps than the paper, see
-# the `steps` column) of the claim that large GRUs store tokens linearly.  Shown as measured, not mixed
-# into the table above.
-
-# %%
-slice_dir = report.ROOT / "data" / "gpu_slice"
-gpu = pd.concat([pd.read_csv(f).assign(run=f.stem) for f in sorted(slice_dir.glob("*.csv"))], ignore_index=True)
-print(gpu[["run", "size", "variant", "method", "steps", "accuracy", "floor"]].to_string(index=False))
-
-# %% [markdown]
 # ## Claim check
 # 1. *At the smallest sizes (N = 48, 64) the onion intervention works where the linear unigram
 #    intervention fails.*  Judged per variant: supported when, at every such size, the linear unigram
 #    accuracy is below 0.05 and the onion accuracy exceeds it by at least 0.3.
-# 2. *Linear interventions work better as N grows* (the paper: large GRUs store tokens linearly).
-#    Supported when the linear unigram accuracy at the largest N exceeds that at the smallest N by at
-#    least 0.05, for a variant.  The laptop sizes stop at 128; the GPU slice above adds 512 and 1024.
+# 2. *Larger GRUs store tokens linearly* (the paper: for larger GRUs the linear interventions work).
+#    Decided on the six-size table above, per variant: supported when the linear unigram accuracy at
+#    the largest N with a result reaches 0.8 (what a working intervention reaches) and exceeds that at
+#    the smallest N by at least 0.05; the claim holds when it does so for both variants.  A capped
+#    cell (†) is a lower bound, so it can only understate the rise.
 
 # %%
 mean_of = lambda method, size, variant: report.mean_of(table, method, size, variant)
@@ -114,17 +105,24 @@ for variant, ok in claim1.items():
                  f"small GRUs ({report.VARIANT_LABELS[variant].lower()}): the onion intervention works where the linear ones fail",
                  ok, f"onion {row('onion_unigram', variant)}, linear unigram {row('linear_unigram', variant)}, "
                  f"linear bigram {row('linear_bigram', variant)} at N = {' / '.join(map(str, P.sizes))}")
-rises = []
+
+
+def linear_ends(variant):  # the linear unigram cells of the six-size table at the smallest and largest N run
+    cells = sized[(sized.method == "linear_unigram") & (sized.variant == variant)].sort_values("size")
+    return cells.iloc[0], cells.iloc[-1]
+
+
+def described(c):
+    return f"{c['mean']:.2f} at N = {c['size']}" + (f" {report.CAPPED}" if c["capped"] else "")
+
+
+grows = {}
 for variant in P.variants:
-    lo, hi = mean_of("linear_unigram", min(P.sizes), variant), mean_of("linear_unigram", max(P.sizes), variant)
-    rises.append(hi - lo >= 0.05)
-    print(f"{variant:15s} linear unigram N={min(P.sizes)}: {lo:.3f} -> N={max(P.sizes)}: {hi:.3f}")
-claim2 = any(rises)
-report.claim(P, "02_interventions", "main intervention table", "linear interventions work better as N grows", claim2,
-             "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram {row('linear_unigram', v)}" for v in P.variants)
-             + f" at N = {' / '.join(map(str, P.sizes))}")
-best_gpu = gpu[gpu.method == "linear_unigram"].sort_values("accuracy").iloc[-1]
-print(f"GPU slice: best linear unigram {best_gpu.accuracy:.3f} at N={best_gpu['size']} ({best_gpu.variant}, "
-      f"{best_gpu.steps} steps of the paper's 60,000).")
+    lo, hi = linear_ends(variant)
+    grows[variant] = bool(hi["mean"] >= report.LINEAR_WORKS_ABOVE and hi["mean"] - lo["mean"] >= 0.05)
+    print(f"{variant:15s} linear unigram {described(lo)} -> {described(hi)}")
+report.claim(P, "02_interventions", "main intervention table", "larger GRUs store tokens linearly (six sizes)",
+             all(grows.values()), "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram "
+                                            + " -> ".join(map(described, linear_ends(v))) for v in P.variants))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")
