@@ -53,6 +53,17 @@ def test_onion_beats_linear_needs_both_a_failing_linear_and_a_margin():
     assert not report.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
 
 
+def test_linear_at_largest_reads_the_largest_size_run_and_needs_it_to_work():
+    def table(means):  # a six-size table's linear unigram row, sizes out of order as profiles add them
+        sizes = [1024, 48, 256][:len(means)]
+        return pd.DataFrame({"size": sizes, "variant": "no_input", "method": "linear_unigram", "mean": means,
+                             "capped": False})
+    lo, hi, ok = report.linear_at_largest(table([0.95, 0.00, 0.99]), "no_input")
+    assert (lo["size"], hi["size"], hi["mean"], ok) == (48, 1024, 0.95, True)
+    assert not report.linear_at_largest(table([0.79, 0.00, 0.99]), "no_input")[2]  # largest below 0.8
+    assert not report.linear_at_largest(table([0.90, 0.88]), "no_input")[2]  # no rise from the smallest
+
+
 def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
     """Two executions of one notebook differ in timings, random cell ids and where a print was
     split into stream outputs; tidied, they are the same bytes."""

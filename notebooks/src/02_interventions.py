@@ -107,22 +107,16 @@ for variant, ok in claim1.items():
                  f"linear bigram {row('linear_bigram', variant)} at N = {' / '.join(map(str, P.sizes))}")
 
 
-def linear_ends(variant):  # the linear unigram cells of the six-size table at the smallest and largest N run
-    cells = sized[(sized.method == "linear_unigram") & (sized.variant == variant)].sort_values("size")
-    return cells.iloc[0], cells.iloc[-1]
-
-
 def described(c):
     return f"{c['mean']:.2f} at N = {c['size']}" + (f" {report.CAPPED}" if c["capped"] else "")
 
 
-grows = {}
-for variant in P.variants:
-    lo, hi = linear_ends(variant)
-    grows[variant] = bool(hi["mean"] >= report.LINEAR_WORKS_ABOVE and hi["mean"] - lo["mean"] >= 0.05)
-    print(f"{variant:15s} linear unigram {described(lo)} -> {described(hi)}")
+ends = {variant: report.linear_at_largest(sized, variant) for variant in P.variants}
+for variant, (lo, hi, ok) in ends.items():
+    print(f"{variant:15s} linear unigram {described(lo)} -> {described(hi)}: {'works' if ok else 'does not work'}")
 report.claim(P, "02_interventions", "main intervention table", "larger GRUs store tokens linearly (six sizes)",
-             all(grows.values()), "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram "
-                                            + " -> ".join(map(described, linear_ends(v))) for v in P.variants))
+             all(ok for *_, ok in ends.values()),
+             "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram {described(lo)} -> {described(hi)}"
+                       for v, (lo, hi, _) in ends.items()))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")
