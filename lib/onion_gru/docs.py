@@ -10,6 +10,11 @@ files under figures/ (the notebooks write them), between two marker comments, ne
     <!-- generated: profiles laptop grid -->                 profiles side by side (profiles.PROFILES)
     <!-- generated: progress large -->                       what a profile has shipped (status.py)
 
+A number in prose is one too, inline: ``<!-- value: STEM COLUMN KEY=V[,V...] ... -->0.95<!-- /value -->``
+is the COLUMN of the one row of ``figures/STEM.csv`` whose KEY columns hold those values, to 2
+decimals (integers with thousands separators; a token ``.3f`` sets the format); COLUMN may be
+``min(mean)``, ``max(mean)`` or ``mean(mean)`` over every row that matches.
+
 ``python -m onion_gru docs`` rewrites the blocks (``make reproduce`` runs it after the notebooks);
 ``--check`` lists the stale files and exits 1, and a test runs the same check, so a stale number
 fails ``make test``.
@@ -23,6 +28,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"(<!-- generated: (\w+) ([^>]*?) -->\n)(.*?)(<!-- /generated -->)", re.S)
+VALUE = re.compile(r"(<!-- value: ([^>]*?) -->)([^<\n]*)(<!-- /value -->)")
 
 
 def documents(root: Path = ROOT) -> list[Path]:
@@ -101,6 +107,24 @@ def progress_line(names: str, root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
+def value(spec: str, root: Path = ROOT) -> str:
+    """One number of a figures/ CSV, as the module docstring's ``value`` marker describes it."""
+    stem, column, *tokens = spec.split()
+    table = pd.read_csv(root / "figures" / f"{stem}.csv", dtype=str)
+    fmt = next((t for t in tokens if t.startswith(".")), None)
+    for key, wanted in (t.split("=", 1) for t in tokens if "=" in t):
+        table = table[table[key].isin(wanted.split(","))]
+    reduce = re.fullmatch(r"(min|max|mean)\((\w+)\)", column)
+    cells = table[reduce.group(2) if reduce else column]
+    if len(cells) == 0 or (not reduce and len(cells) != 1):
+        raise ValueError(f"value {spec!r}: {len(cells)} rows match, not {'some' if reduce else 'one'}")
+    numbers = pd.to_numeric(cells)
+    number = getattr(numbers, reduce.group(1))() if reduce else numbers.iloc[0]
+    if fmt is None and not cells.str.contains(r"[.eE]").any() and float(number).is_integer():
+        return f"{int(number):,}"  # a column of integers (steps, counts)
+    return format(number, fmt or ".2f")
+
+
 KINDS = {"claims": claims_table, "table": included_table, "csv": csv_table, "profiles": profiles_table,
          "progress": progress_line}
 
@@ -114,7 +138,8 @@ def render(text: str, root: Path = ROOT, relative_to: Path = ROOT) -> str:
         if kind == "claims" and relative_to != root:
             body = body.replace("](notebooks/", f"]({'../' * len(relative_to.relative_to(root).parts)}notebooks/")
         return start + body + end
-    return BLOCK.sub(block, text)
+    text = BLOCK.sub(block, text)
+    return VALUE.sub(lambda m: m.group(1) + value(m.group(2), root) + m.group(4), text)
 
 
 def update(root: Path = ROOT, check: bool = False) -> list[Path]:

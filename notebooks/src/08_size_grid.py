@@ -104,6 +104,26 @@ if len(curves):
     print(f"{len(ran)} runs, {len(capped)} stopped at their cap" + (f":\n{capped.to_string(index=False)}" if len(capped) else ""))
 
 # %% [markdown]
+# ## The large runs, one by one
+# Every run at N >= 384 (the `large` and `gpu_grid` profiles' GRUs and interventions), one row
+# each: its accuracy, the steps it ran, whether its curve flattened (if not, it stopped at its cap
+# and its number is a lower bound) and its cost in core-minutes (wall time x threads / models
+# trained together, a resumed run's parts summed).  docs/beyond.md reads its per-seed numbers here.
+
+# %%
+LARGE_N = 384
+costs = [c for c in (report.run_costs(p, G.methods) for p in sources) if len(c)]
+large = ran[ran["size"] >= LARGE_N] if len(ran) else ran
+if len(large) and costs:
+    keys = ["profile", "size", "variant", "method", "seed"]
+    large = large.merge(pd.concat(costs)[keys + ["core_hours"]], on=keys, how="left")
+    order = {m: i for i, m in enumerate(["gru", *G.methods])}
+    large = (large.assign(core_minutes=(large.core_hours * 60).round().astype(int), rank=large.method.map(order))
+             .sort_values(["size", "variant", "rank", "seed"])[keys[1:] + ["accuracy", "steps", "flattened", "core_minutes", "profile"]])
+    report.save_table(large, "08_large_runs", P)
+    print(report.to_markdown(large))
+
+# %% [markdown]
 # ## Check
 # The switch size per variant (definition above), on the grid's and the larger profiles' sizes together;
 # the hypothesis holds when both variants switch within the sizes measured and the no-input GRUs
