@@ -65,10 +65,11 @@ print(steps.unstack("size").to_string())
 # included): core-hours
 # per model = its run's wall time x torch threads / models trained together in its group (a resumed
 # run's parts summed); seconds per step are the group's.  Entries a profile reused from another run
-# (`copied_from`) count once, under the run that trained them.
+# (`copied_from`) count once, under the run that trained them.  Every method a profile has in the
+# cache counts, not only its own list (the grid's probes at N = 256 were run beyond it).
 
 # %%
-costs = pd.concat([c for c in (report.run_costs(get_profile(name)) for name in P.size_sources) if len(c)],
+costs = pd.concat([c for c in (report.run_costs(get_profile(name), METHODS) for name in P.size_sources) if len(c)],
                   ignore_index=True)
 costs = costs[costs.copied_from.isna()].drop_duplicates(["size", "variant", "seed", "method", "steps", "seconds"])
 costs["seconds_per_step"] = costs.seconds / costs.steps
