@@ -75,7 +75,7 @@ def test_unfinished_entry_is_not_used(cache_root):
     path = cache.entry_dir("gru", "x", CONFIG)
     path.mkdir(parents=True)
     torch.save({"w": torch.zeros(1)}, path / "weights.pt")
-    assert not cache.is_cached("gru", "x", CONFIG)
+    assert not cache.is_done("gru", "x", CONFIG)
     compute, calls = compute_counter()
     get_or_compute("gru", "x", CONFIG, compute)
     assert len(calls) == 1

@@ -117,5 +117,5 @@ def test_das_of_a_cached_gru_is_cached_once_and_read_back(cache_root):
     small = DASConfig(DASConfig.of(gru, 0).gru_hash, 0, 2, steps=20, batch_size=32, eval_size=100)
     metrics = get_das(gru, small)["metrics"]
     assert 0 <= metrics["accuracy"] <= 1 and metrics["seconds_per_step"] > 0 and metrics["position"] == 0
-    assert cache.is_cached("das", *das_entry(gru, small)) and get_das(gru, small, compute=False)["metrics"] == metrics
+    assert cache.is_done("das", *das_entry(gru, small)) and get_das(gru, small, compute=False)["metrics"] == metrics
     assert report.das_results(smoke).empty  # the profile's own runs (1,000 steps) are other entries

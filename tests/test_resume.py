@@ -1,6 +1,7 @@
 """The one training loop (train.fit): a group checkpointed mid-run and resumed ends with the bits of
 one never stopped (weights and curves), a checkpoint of another group or thread count is discarded,
 and a shipped entry trained again retraces its recorded curve."""
+import json
 import os
 import signal
 import subprocess
@@ -69,17 +70,31 @@ def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_roo
     assert curves(manifests) == curves(whole_manifests)
 
 
-def test_a_checkpoint_of_another_group_or_thread_count_is_discarded(cache_root, capsys, monkeypatch):
+def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_root, monkeypatch):
     with pytest.raises(Stopped):
         get_grus(GRUS, "cpu", eval_size=100, stop=at_step(15))
+    saved = cache.checkpoints()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
-    with pytest.raises(Stopped):
-        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(5))
-    assert "ran with" in capsys.readouterr().out and [c["step"] for c in cache.checkpoints()] == [5]
+    with pytest.raises(cache.CheckpointMismatch, match=r"step 15 was saved with \d+ torch threads where this "
+                       r"run has 7; kept: rerun with OMP_NUM_THREADS=\d+"):
+        get_grus(GRUS, "cpu", eval_size=100)
     monkeypatch.undo()
     monkeypatch.setenv("ONION_GRU_DATA", str(cache_root))
-    get_grus(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
-    assert "its group differs" in capsys.readouterr().out and cache.checkpoints() == []
+    with pytest.raises(cache.CheckpointMismatch, match="another group of 2 models sharing a member"):
+        get_grus(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
+    assert cache.checkpoints() == saved  # both refusals left it as it was
+    for field, value in (("torch", "0.0"), ("cpu_model", "another CPU"), ("code_version", -1)):
+        info_path = next((cache_root / "checkpoints" / "gru").glob("*.json"))
+        info = json.loads(info_path.read_text())
+        info_path.write_text(json.dumps({**info, "meta": {**info["meta"], field: value}}))
+        with pytest.raises(cache.CheckpointMismatch, match=f"{value} where this run has"):
+            get_grus(GRUS, "cpu", eval_size=100)
+        info_path.write_text(json.dumps(info))
+    monkeypatch.setenv(cache.DISCARD_ENV, "1")  # train --discard-checkpoints
+    get_grus(GRUS[:1], "cpu", eval_size=100)
+    assert cache.checkpoints() == []
+    (aside,) = (cache_root / "checkpoints" / "discarded").iterdir()
+    assert sorted(f.suffix for f in aside.iterdir()) == [".json", ".pt"]  # set aside, not deleted
 
 
 def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path):

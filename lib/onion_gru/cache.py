@@ -13,6 +13,8 @@ report reads them with ``read_manifest``, and anything that needs the model reco
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -84,25 +86,54 @@ def environment() -> dict:
             "machine": platform.machine()}
 
 
-def read_entry(path: Path) -> tuple[dict, dict] | None:
-    """(state_dict, manifest) of a valid entry, None if absent; a damaged entry warns and returns None."""
+def damage(path: Path) -> str | None:
+    """Why the entry at ``path`` cannot be used, or None if it can (or is absent).  A folder with
+    no manifest is a write in progress (or one that died): not damage, never touched by a reader."""
     manifest_path, weights_path = path / "manifest.json", path / "weights.pt"
     if not manifest_path.exists():
         return None
     try:
         manifest = json.loads(manifest_path.read_text())
-        ok = weights_path.exists() and sha256_file(weights_path) == manifest["weights_sha256"]
+        expected = manifest["weights_sha256"]
     except (ValueError, KeyError) as err:
-        ok, manifest = False, {"error": str(err)}
-    if not ok:
-        warnings.warn(f"cache entry {path} is damaged (weights missing or hash mismatch); recomputing")
+        return f"manifest unreadable ({err})"
+    if not weights_path.exists():
+        return "weights missing (a manifest-only entry: results without the model)"
+    if sha256_file(weights_path) != expected:
+        return "weights altered (sha256 differs from the manifest's)"
+    return None
+
+
+def read_entry(path: Path) -> tuple[dict, dict] | None:
+    """(state_dict, manifest) of a usable entry, None if it is absent, in progress or damaged (a
+    damaged one warns).  Reading never changes the cache."""
+    if not (path / "manifest.json").exists():
         return None
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    return state, manifest
+    why = damage(path)
+    if why:
+        warnings.warn(f"cache entry {path} cannot be used: {why}; left as it is (the command that "
+                      "computes it sets it aside under data/damaged/ first)")
+        return None
+    state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    return state, json.loads((path / "manifest.json").read_text())
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Move an entry folder that is about to be computed anew under ``<data root>/damaged/``, with a
+    note of why: nothing a cache held is ever deleted by the code."""
+    root = path.parent.parent
+    aside = root / "damaged" / path.parent.name / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, aside)
+    (aside / "WHY.txt").write_text(f"{why}\nset aside {time.strftime('%Y-%m-%dT%H:%M:%S')} by pid {os.getpid()}\n")
+    return aside
 
 
 def write_entry(path: Path, state: dict, config: dict, metrics: dict, seconds: float) -> dict:
-    """Write atomically: weights to a temp file renamed into place, then the manifest likewise."""
+    """Write atomically: weights to a temp file renamed into place, then the manifest likewise.  A
+    folder already there (damaged, or left by a writer that died) is set aside first."""
+    if path.exists() and any(path.iterdir()):
+        set_aside(path, damage(path) or "no manifest: a write that never finished")
     path.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, suffix=".tmp", delete=False) as f:
         torch.save(state, f)
@@ -118,16 +149,9 @@ def write_entry(path: Path, state: dict, config: dict, metrics: dict, seconds: f
 
 
 def get_many(kind: str, entries: list[tuple[str, dict]], root: Path | None = None) -> list[tuple[dict, dict] | None]:
-    """(state_dict, manifest) of each (label, config) entry, None where it is absent or damaged (a
-    damaged entry is removed, so that ``put`` writes it anew)."""
-    out = []
-    for label, config in entries:
-        path = entry_dir(kind, label, config, root)
-        found = read_entry(path)
-        if found is None and path.exists():
-            shutil.rmtree(path)
-        out.append(found)
-    return out
+    """(state_dict, manifest) of each (label, config) entry, None where it is absent, in progress or
+    damaged; nothing is removed."""
+    return [read_entry(entry_dir(kind, label, config, root)) for label, config in entries]
 
 
 def put(kind: str, label: str, config: dict, state: dict, metrics: dict, seconds: float,
@@ -159,31 +183,91 @@ def read_manifest(kind: str, label: str, config: dict, root: Path | None = None)
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def is_cached(kind: str, label: str, config: dict, root: Path | None = None) -> bool:
+# What an entry folder is; the one definition of done (``is_done``), read by ``train``, ``status``
+# and the notebooks alike.
+ABSENT, IN_PROGRESS, DONE, RESULTS_ONLY, DAMAGED = "absent", "in progress", "done", "results only", "damaged"
+
+
+def state(kind: str, label: str, config: dict, root: Path | None = None) -> str:
+    """``DONE`` (manifest and verified weights), ``RESULTS_ONLY`` (a manifest without weights: a run
+    shipped as its results), ``IN_PROGRESS`` (a folder without a manifest: someone's write, or one
+    that died), ``DAMAGED`` (weights altered, manifest unreadable) or ``ABSENT``."""
     path = entry_dir(kind, label, config, root)
-    return (path / "manifest.json").exists() and (path / "weights.pt").exists()
+    if not path.exists():
+        return ABSENT
+    if not (path / "manifest.json").exists():
+        return IN_PROGRESS
+    why = damage(path)
+    return DONE if why is None else RESULTS_ONLY if why.startswith("weights missing") else DAMAGED
+
+
+def is_done(kind: str, label: str, config: dict, root: Path | None = None) -> bool:
+    """Whether the entry's results are in the cache (with or without its weights): nothing to compute."""
+    return state(kind, label, config, root) in (DONE, RESULTS_ONLY)
 
 
 class Missing(LookupError):
     """Entries a reader asked for without leave to compute them."""
 
 
+class Busy(RuntimeError):
+    """Another process holds the lock of an entry this one would compute: one writer per entry."""
+
+
+@contextlib.contextmanager
+def writing(kind: str, entries: list[tuple[str, dict]], root: Path | None = None):
+    """Hold the write lock of each entry (``fcntl.flock`` on ``<data root>/locks/<kind>/<key>.lock``,
+    released when the process ends, however it ends), or raise ``Busy`` naming the holder."""
+    folder = (root or data_root()) / "locks" / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    held = []
+    try:
+        for key in sorted(f"{label}-{config_hash(config)}" for label, config in entries):
+            f = open(folder / f"{key}.lock", "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                f.close()
+                raise Busy(f"{kind}/{key} is being computed by {holder}; skipped here") from None
+            f.seek(0), f.truncate(), f.write(f"pid {os.getpid()} on {platform.node()}"), f.flush()
+            held.append(f)
+        yield
+    finally:
+        for f in held:
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
 def get_or_train(kind: str, entries: list[tuple[str, dict]], train=None) -> list[tuple[dict, dict]]:
     """(state_dict, manifest) of each entry: from the cache, the missing ones computed now as one
     group by ``train(missing indices, checkpoint)`` -> (states, metrics), one per missing entry, and
-    stored one entry per model (``train`` None: missing entries raise ``Missing``).  The group's
-    checkpoint goes once its entries are written."""
+    stored one entry per model (``train`` None: missing entries raise ``Missing``).  The missing
+    entries are computed under their write locks (``writing``); the group's checkpoint goes once
+    its entries are written."""
     found = get_many(kind, entries)
     missing = [i for i, f in enumerate(found) if f is None]
     if missing and train is None:
         raise Missing(", ".join(entries[i][0] for i in missing))
-    if missing:
-        checkpoint, start = Checkpoint(kind, [entries[i] for i in missing]), time.time()
-        states, metrics = train(missing, checkpoint)
-        seconds = checkpoint.seconds_before + time.time() - start
-        for j, i in enumerate(missing):
-            found[i] = put(kind, *entries[i], states[j], metrics[j], seconds)
-        checkpoint.remove()
+    if not missing:
+        return found
+    results_only = [entries[i][0] for i in missing if state(kind, *entries[i]) == RESULTS_ONLY]
+    if results_only:
+        raise Missing(f"{', '.join(results_only)}: shipped as results without weights, and this needs the "
+                      "weights; train them where the weights can be kept (the entries are left as they are)")
+    with writing(kind, [entries[i] for i in missing]):
+        # another process may have finished them while this one waited for its turn
+        for i, again in zip(missing, get_many(kind, [entries[i] for i in missing])):
+            found[i] = again
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            checkpoint, start = Checkpoint(kind, [entries[i] for i in missing]), time.time()
+            states, metrics = train(missing, checkpoint)
+            seconds = checkpoint.seconds_before + time.time() - start
+            for j, i in enumerate(missing):
+                found[i] = put(kind, *entries[i], states[j], metrics[j], seconds)
+            checkpoint.remove()
     return found
 
 
@@ -192,12 +276,22 @@ def checkpoint_seconds() -> float:
     return float(os.environ.get("ONION_GRU_CHECKPOINT_SECONDS", 300))
 
 
+class CheckpointMismatch(RuntimeError):
+    """A group's checkpoint was saved under other threads, code, CPU or torch: it is kept, and the
+    command that would continue it differently stops (``train --discard-checkpoints`` discards it)."""
+
+
+DISCARD_ENV = "ONION_GRU_DISCARD_CHECKPOINTS"  # set by ``train --discard-checkpoints``, read by its workers
+
+
 class Checkpoint:
     """The resumable state of one group in training: ``<name>.pt`` (what ``train.fit`` saves) and a
-    small ``<name>.json`` beside it (the group's entry keys, torch's thread count and CODE_VERSION,
-    the step reached), under ``<data root>/checkpoints/<kind>/``.  A checkpoint is used only by the
-    same group under the same threads and code, since the bits depend on all three; one that shares
-    a member with the group but differs in any of them is discarded with a message."""
+    small ``<name>.json`` beside it (the group's entry keys, torch's thread count and version, the
+    CPU, CODE_VERSION, the step reached), under ``<data root>/checkpoints/<kind>/``.  A checkpoint
+    continues only the same group under the same threads, code, CPU and torch, since the bits
+    depend on all of them.  One that shares a member with the group but differs in any of them is
+    never thrown away by a changed command: loading raises ``CheckpointMismatch``, which says how to
+    resume it or how to discard it explicitly (then it is moved under ``checkpoints/discarded/``)."""
 
     def __init__(self, kind: str, entries: list[tuple[str, dict]], root: Path | None = None):
         self.keys = [f"{label}-{config_hash(config)}" for label, config in entries]
@@ -210,28 +304,36 @@ class Checkpoint:
         self.seconds_before = 0.0  # training time of the runs before this one (from ``load``)
 
     def meta(self) -> dict:
-        return {"members": self.keys, "threads": torch.get_num_threads(), "code_version": CODE_VERSION}
+        return {"members": self.keys, "threads": torch.get_num_threads(), "code_version": CODE_VERSION,
+                "torch": torch.__version__, "cpu_model": cpu_model()}
 
     def load(self) -> dict | None:
-        """The saved state of this group, or None; stale checkpoints of its members are removed."""
+        """The saved state of this group, or None if it has none; a checkpoint of any of its members
+        saved otherwise raises ``CheckpointMismatch`` (or, under ``DISCARD_ENV``, is moved aside)."""
+        ours = self.meta()
         for info_path in sorted(self.folder.glob("*.json")):
             info = json.loads(info_path.read_text())
             meta, weights = info["meta"], info_path.with_suffix(".pt")
             if not set(meta["members"]) & set(self.keys):
                 continue
-            if meta == self.meta() and weights.exists():
+            if meta == ours and weights.exists():
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 self.seconds_before = state["seconds"]
                 print(f"{self.name}: resuming from its checkpoint at step {state['step']:,}", flush=True)
                 return state
-            ours = self.meta()
-            why = ("its group differs" if meta["members"] != ours["members"] else
-                   f"it ran with {meta['threads']} threads, now {ours['threads']}" if meta["threads"] != ours["threads"]
-                   else f"code version {meta['code_version']}, now {ours['code_version']}"
-                   if meta["code_version"] != ours["code_version"] else "its weights are missing")
-            print(f"{self.name}: discarding checkpoint {weights.name} ({why}); starting from step 0", flush=True)
-            info_path.unlink()
-            weights.unlink(missing_ok=True)
+            why, hint = mismatch(meta, ours) if weights.exists() else ("its weights missing", "nothing to continue")
+            if os.environ.get(DISCARD_ENV):
+                aside = info_path.parent.parent / "discarded" / time.strftime("%Y%m%dT%H%M%S")
+                aside.mkdir(parents=True, exist_ok=True)
+                for f in (info_path, weights):
+                    if f.exists():
+                        os.replace(f, aside / f.name)
+                print(f"{self.name}: checkpoint {weights.name} ({why}) moved to {aside}; starting from step 0",
+                      flush=True)
+                continue
+            raise CheckpointMismatch(f"{self.name}: checkpoint {info_path.with_suffix('.pt')} at step "
+                                     f"{info.get('step', '?'):,} was saved with {why}; kept: {hint}, or pass "
+                                     f"--discard-checkpoints to set it aside and start from step 0")
         return None
 
     def save(self, state: dict) -> None:
@@ -249,6 +351,21 @@ class Checkpoint:
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
         self.path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def mismatch(saved: dict, ours: dict) -> tuple[str, str]:
+    """Why a checkpoint's meta is not this run's (the first field that differs) and how to continue it."""
+    if saved["members"] != ours["members"]:
+        return (f"another group of {len(saved['members'])} models sharing a member with this one",
+                "rerun the command that made it (the same sizes, variants, seeds, methods and --group) to continue it")
+    if saved["threads"] != ours["threads"]:
+        return (f"{saved['threads']} torch threads where this run has {ours['threads']}",
+                f"rerun with OMP_NUM_THREADS={saved['threads']} (and workers x threads <= cores) to continue it")
+    for field, what in (("code_version", "code version"), ("torch", "torch"), ("cpu_model", "CPU")):
+        if saved.get(field) != ours[field]:
+            return (f"{what} {saved.get(field, 'unrecorded')} where this run has {ours[field]}",
+                    f"continue it where the {what} is the same")
+    return "nothing different", "rerun"
 
 
 def checkpoints(root: Path | None = None) -> list[dict]:

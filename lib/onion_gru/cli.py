@@ -41,6 +41,9 @@ def parse_args(argv=None):
     t.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                    help="checkpoint every running group and exit after this many minutes (rerun to continue)")
     t.add_argument("--dry-run", action="store_true", help="list the missing jobs and stop")
+    t.add_argument("--discard-checkpoints", action="store_true",
+                   help="set aside (under checkpoints/discarded/) a checkpoint saved with other threads, code, "
+                        "CPU or torch and start its group from step 0; without it such a group is refused")
     st = sub.add_parser("status", help="what each profile has done, has in progress and lacks (onion_gru.status)")
     st.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
     st.add_argument("--methods", nargs="+", help="analyses to count (default: the profile's); 'none' for GRUs only")
@@ -94,6 +97,7 @@ def main(argv=None) -> int:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
+    from . import cache
     from .jobs import missing_jobs, position_evaluations, reuse_replayed, run_jobs, unique
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
@@ -134,6 +138,8 @@ def main(argv=None) -> int:
         for job in gru_jobs + analysis_jobs:
             print("  ", job.label)
         return 0
+    if args.discard_checkpoints:
+        os.environ[cache.DISCARD_ENV] = "1"  # read by every worker's Checkpoint.load
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None
@@ -162,10 +168,13 @@ def chosen_methods(profile, asked) -> list[str]:
 def summary(jobs, results: list[dict], seconds: float) -> str:
     """How far the command got: jobs finished, stopped with a checkpoint, and not started."""
     stopped = [r for r in results if r.get("stopped")]
+    refused = [r for r in results if r.get("refused")]
     ran = {r["label"] for r in results}
-    lines = [f"done in {seconds / 60:.1f} min: {len(results) - len(stopped)} of {len(jobs)} jobs finished, "
-             f"{len(stopped)} stopped with a checkpoint, {len(jobs) - len(results)} not started"]
+    lines = [f"done in {seconds / 60:.1f} min: {len(results) - len(stopped) - len(refused)} of {len(jobs)} jobs "
+             f"finished, {len(stopped)} stopped with a checkpoint, {len(refused)} refused, "
+             f"{len(jobs) - len(results)} not started"]
     lines += [f"  stopped: {r['label']}: {r['stopped']}" for r in stopped]
+    lines += [f"  refused: {r['label']}: {r['refused']}" for r in refused]
     lines += [f"  not started: {job.label}" for job in jobs if job.label not in ran]
     return "\n".join(lines)
 

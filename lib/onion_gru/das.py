@@ -69,7 +69,7 @@ def run_das(profiles: list[Profile], positions=DAS_POSITIONS) -> list[str]:
             for p in positions:
                 label, config = das_entry(gru, DASConfig.of(gru, p))
                 key = f"{label}-{cache.config_hash(config)}"
-                if (cache.is_cached("gru", *gru_entry(gru)) and not cache.is_cached("das", label, config)
+                if (cache.state("gru", *gru_entry(gru)) == cache.DONE and not cache.is_done("das", label, config)
                         and key not in keys):
                     todo.append((gru, p))
                     keys.add(key)

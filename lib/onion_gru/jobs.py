@@ -62,7 +62,12 @@ def entry(job: Job) -> tuple[str, str, dict]:
 
 
 def is_done(job: Job) -> bool:
-    return cache.is_cached(*entry(job))
+    return cache.is_done(*entry(job))
+
+
+def has_weights(job: Job) -> bool:
+    """Whether the job's model is in the cache whole, so that other work can read it."""
+    return cache.state(*entry(job)) == cache.DONE
 
 
 def missing_jobs(profile: Profile, methods) -> tuple[list[Job], list[Job]]:
@@ -111,9 +116,12 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
         else:
             manifests = get_analyses(grus, [analysis for _, analysis in configs], stop=stop)[1]
             accuracies = [m["metrics"]["accuracy"] for m in manifests]
-    except Stopped as stopped:
+    except (Stopped, cache.Busy, cache.CheckpointMismatch, cache.Missing) as stopped:
+        # a stop with a checkpoint, an entry another process computes, a checkpoint saved otherwise
+        # (kept), a model shipped without weights: this group ends here, the others go on
+        kind = "stopped" if isinstance(stopped, Stopped) else "refused"
         return [{"label": job.label, "accuracy": None, "seconds": time.time() - start, "group_size": len(jobs),
-                 "stopped": str(stopped)} for job in jobs]
+                 kind: str(stopped)} for job in jobs]
     seconds = time.time() - start
     return [{"label": job.label, "accuracy": a, "seconds": seconds, "group_size": len(jobs),
              "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"]}
@@ -156,7 +164,7 @@ def reuse_replayed(job: Job) -> str | None:
         if other.gru == budget or replace(other.gru, max_steps=0) != replace(budget, max_steps=0):
             continue
         source = RNNConfig.from_profile(other, job.size, job.variant, job.seed)
-        if {**asdict(source), "budget": None} != {**config, "budget": None} or not cache.is_cached("gru", *gru_entry(source)):
+        if {**asdict(source), "budget": None} != {**config, "budget": None} or cache.state("gru", *gru_entry(source)) != cache.DONE:
             continue
         metrics = cache.read_manifest("gru", *gru_entry(source))["metrics"]
         steps, accuracies = [p["step"] for p in metrics["curve"]], [p["accuracy"] for p in metrics["curve"]]
@@ -207,7 +215,7 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
         while accepting() and (i := next_group(pending, done, needed)) is not None:
             pending.remove(i)
             results += (group_results := run_group(groups[i], threads, deadline))
-            if not group_results[0].get("stopped"):
+            if computed(group_results):
                 done.add(i)
             _report(results, len(jobs), start)
         return results
@@ -224,7 +232,7 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
             for fut in finished:
                 results += fut.result()
                 i = running.pop(fut)
-                if not fut.result()[0].get("stopped"):
+                if computed(fut.result()):
                     done.add(i)
                 _report(results, len(jobs), start)
 
@@ -246,8 +254,8 @@ def position_evaluations(plans, deadline: float | None = None) -> list[str]:
                     gru, analysis = _configs(job)
                     label, config = positions_entry(gru, analysis)
                     here = f"{label}-{cache.config_hash(config)}"
-                    if (n == size and here not in seen and is_done(job) and is_done(replace(job, method=None))
-                            and not cache.is_cached("positions", label, config)):
+                    if (n == size and here not in seen and has_weights(job) and has_weights(replace(job, method=None))
+                            and not cache.is_done("positions", label, config)):
                         seen.add(here)
                         todo.append((job, gru, analysis))
                 if not todo or (deadline and time.time() > deadline):
@@ -259,6 +267,11 @@ def position_evaluations(plans, deadline: float | None = None) -> list[str]:
     return lines
 
 
+def computed(group_results: list[dict]) -> bool:
+    """Whether a group's entries were computed (not stopped, not refused)."""
+    return not (group_results[0].get("stopped") or group_results[0].get("refused"))
+
+
 def _report(results: list[dict], total: int, start: float):
     """One line per job of the group that just finished or stopped."""
     done = len(results)
@@ -267,6 +280,8 @@ def _report(results: list[dict], total: int, start: float):
     for i, result in enumerate(group):
         if result.get("stopped"):
             outcome = f"{result['stopped']}, checkpointed: the same command continues it"
+        elif result.get("refused"):
+            outcome = f"not computed: {result['refused']}"
         else:
             outcome = (f"accuracy {result['accuracy']:.3f} after {result['steps']:,} steps"
                        + ("" if result["flattened"] else " (not flattened)"))

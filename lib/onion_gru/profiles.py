@@ -144,6 +144,7 @@ CELL_MODEL = replace(CONVERGED_GRU, floor=0.05)
 # the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (docs/gpu.md)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
+SEEDS5 = (0, 1, 2, 3, 4)  # the paper's five models per configuration
 SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
 
 PROFILES: dict[str, Profile] = {
@@ -171,6 +172,14 @@ PROFILES: dict[str, Profile] = {
     # the grid's N = 256 GRUs (``cayley_check``, docs/performance.md).  Notebooks 01, 02 and 04 read it.
     "large": Profile("large", (512, 1024), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                      methods=GRID_METHODS, orthogonal_map="cayley"),
+    # The five-seed campaign (seeds 0-4, as the paper): every model of notebooks 01, 02 and 04 at the
+    # paper's sizes up to 512, under the laptop's rule.  Seeds 0 and 1 are the laptop's, the grid's
+    # and the large profile's own entries (the same configs); seeds 2-4 are new.  Two profiles, since
+    # the linear interventions at 512 use the large profile's Cayley rotation.
+    "five_seeds": Profile("five_seeds", (48, 64, 128, 256), VARIANTS, SEEDS5, gru=CONVERGED_GRU,
+                          analysis=CONVERGED_ANALYSIS),
+    "five_seeds_large": Profile("five_seeds_large", (512,), VARIANTS, SEEDS5, gru=CONVERGED_GRU,
+                                analysis=CONVERGED_ANALYSIS, orthogonal_map="cayley"),
     # The grid's N = 256 linear interventions again with the Cayley rotation: the check that the cheaper
     # map finds what matrix_exp found before the large profile uses it (same GRUs, same rule).
     "cayley_check": Profile("cayley_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
