@@ -3,9 +3,9 @@ time-boxed window on a borrowed GPU, with what comes back packed into at most a 
 
     PYTHONPATH=lib python3 scripts/gpu_profile.py --out $OUT --minutes 9
 
-Trains into a fresh cache under --scratch: the GRUs, then every analysis, as groups (jobs.py) on
+Trains into a fresh cache under --scratch: the GRUs, then every analysis, as groups (run.py) on
 --workers processes sharing the GPU.  At --minutes no group starts and the groups in flight
-checkpoint and stop (jobs.run_group): the same command on the same --scratch continues them (leave
+checkpoint and stop (run.run_group): the same command on the same --scratch continues them (leave
 room before the window's own limit for the packing).  It writes, under --out:
 ``gpu_results.tar.gz`` (every minute and at the end: every finished entry's manifest: results and curves; and the weights of
 entries small enough to fit, at most --weights-mib), ``gpu_log.txt``, and first ``gpu_bench.csv``
@@ -90,7 +90,8 @@ def main() -> int:
     import torch
     from onion_gru.analysis import METHODS
     from onion_gru.cache import environment
-    from onion_gru.jobs import missing_jobs, run_jobs
+    from onion_gru.jobs import missing_jobs
+    from onion_gru.run import run_jobs
     from onion_gru.profiles import get_profile
     print(f"environment {environment()}; profile {args.profile}; deadline in {args.minutes} min")
     if not args.no_bench and torch.cuda.is_available():

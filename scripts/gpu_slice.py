@@ -21,7 +21,8 @@ from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
 from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget
-from onion_gru.train import RNNConfig, default_device, gru_hash, train_grus
+from onion_gru.train import RNNConfig, gru_hash, train_grus
+from onion_gru.loop import default_device
 from onion_gru import data
 
 

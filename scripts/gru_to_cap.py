@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from onion_gru.profiles import CONVERGED_GRU, Budget
-from onion_gru.report import ROOT
+from onion_gru.profiles import ROOT
 from onion_gru.train import RNNConfig, train_grus
 
 

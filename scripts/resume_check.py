@@ -50,12 +50,12 @@ def main() -> int:
     args = p.parse_args()
     import pandas as pd
     import torch
-    from onion_gru import cache
+    from onion_gru import cache, checkpoint
     with tempfile.TemporaryDirectory() as tmp:
         whole, broken = Path(tmp) / "whole", Path(tmp) / "broken"
         full = run(whole, args.size, args.steps, args.every)
         killed = run(broken, args.size, args.steps, args.every, kill_after=full / 2)
-        (info,) = cache.checkpoints(broken)
+        (info,) = checkpoint.checkpoints(broken)
         rerun = run(broken, args.size, args.steps, args.every)
         (a,), (b,) = (list(root.glob("gru/*/")) for root in (whole, broken))
         wa, wb = (torch.load(d / "weights.pt", weights_only=True) for d in (a, b))

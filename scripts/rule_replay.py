@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from onion_gru import report
+from onion_gru import profiles, results
 from onion_gru.analysis import METHODS
 from onion_gru.profiles import get_profile
 
@@ -46,8 +46,8 @@ def replay(curves: pd.DataFrame, budget) -> pd.DataFrame:
 
 def main():
     P = get_profile("laptop")
-    runs = report.analysis_results(P, list(METHODS), shipped_only=True)
-    curves = report.analysis_curves(P, list(METHODS), shipped_only=True)
+    runs = results.analysis_results(P, list(METHODS), shipped_only=True)
+    curves = results.analysis_curves(P, list(METHODS), shipped_only=True)
     group = ["size", "variant", "method"]  # the laptop's groups: the two seeds of one size, variant, method
     seconds = runs.groupby(group)["train_seconds"].first()  # a group's time, recorded in each member
     shipped = replay(curves, P.analysis)
@@ -70,11 +70,11 @@ def main():
                      "cells_moved_0.02": int((moved >= 0.02).sum()),
                      "worst_cell": " ".join(map(str, moved.idxmax())) if moved.max() else ""})
     table = pd.DataFrame(rows)
-    out = report.ROOT / "figures" / "rule_replay.csv"
+    out = profiles.ROOT / "figures" / "rule_replay.csv"
     table.to_csv(out, index=False)
     print(f"{len(shipped)} analyses in {len(seconds)} groups; the GRUs are not replayed")
     print(table.to_string(index=False))
-    print(f"written to {out.relative_to(report.ROOT)}")
+    print(f"written to {out.relative_to(profiles.ROOT)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, get_analysis
 from onion_gru.cells import GroupElman, GroupLSTM
 from onion_gru.packed import Packing
-from onion_gru.jobs import missing_jobs, run_jobs
+from onion_gru.jobs import missing_jobs
+from onion_gru.run import run_jobs
 from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget, extension, get_profile
 from onion_gru.train import RNNConfig, get_gru, gru_hash

@@ -3,13 +3,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import (Job, _run_submitit, entry, is_done, missing_jobs, needs, next_group, plan_groups,
-                            position_evaluations, run_jobs)
+from onion_gru.jobs import Job, entry, is_done, missing_jobs
+from onion_gru.run import _run_submitit, needs, next_group, plan_groups, position_evaluations, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import RNNConfig
 
@@ -200,8 +199,8 @@ def test_every_command_refuses_an_unknown_profile_with_the_choices(command):
 
 def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     """Only the trained interventions of a plan (not its probes, not a cell still untrained) get a
-    per-position evaluation, written to the cache once; the report reads nine positions back."""
-    from onion_gru import report
+    per-position evaluation, written to the cache once; results.position_results reads nine positions back."""
+    from onion_gru import results
     plan = [(SMOKE, ["onion_unigram", "probe_linear", "linear_unigram"])]
     assert position_evaluations(plan) == []  # nothing trained yet
     gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["onion_unigram", "probe_linear"])
@@ -209,10 +208,10 @@ def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     lines = position_evaluations(plan)
     assert len(lines) == 1 and lines[0].startswith("N16-autoregressive-s0-onion_unigram: by position ")
     assert position_evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
-    rows = report.position_results(SMOKE, ["onion_unigram"])
+    rows = results.position_results(SMOKE, ["onion_unigram"])
     assert rows.position.tolist() == list(range(9)) and rows.examples.is_monotonic_decreasing
     assert rows[["accuracy", "floor"]].apply(lambda c: c.between(0, 1)).all().all()
-    costs = report.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
+    costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
     assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear"]
     assert (costs.core_hours == costs.seconds * costs.threads / costs.group_size / 3600).all() and (costs.seconds > 0).all()
 

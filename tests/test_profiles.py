@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from onion_gru.profiles import PROFILES, Budget
-from onion_gru.train import Schedule
+from onion_gru.loop import Schedule
 
 RULE = Budget(40_000, 500, min_steps=4_000, patience=3_000, min_gain=0.01)
 

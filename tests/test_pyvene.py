@@ -104,8 +104,9 @@ def test_pyvene_das_finds_the_linear_store_and_not_the_onion(store, expected):
 
 
 def test_das_of_a_cached_gru_is_cached_once_and_read_back(cache_root):
-    from onion_gru import cache, report
-    from onion_gru.das import DASConfig, das_entry, get_das
+    from onion_gru import cache, results
+    from onion_gru.das import DASConfig, das_entry
+    from onion_gru.pyvene_glue import get_das
     from onion_gru.profiles import get_profile
     from onion_gru.train import RNNConfig, get_gru
     smoke = get_profile("smoke").check(sizes=[16], variants=["autoregressive"])
@@ -118,4 +119,4 @@ def test_das_of_a_cached_gru_is_cached_once_and_read_back(cache_root):
     metrics = get_das(gru, small)["metrics"]
     assert 0 <= metrics["accuracy"] <= 1 and metrics["seconds_per_step"] > 0 and metrics["position"] == 0
     assert cache.is_done("das", *das_entry(gru, small)) and get_das(gru, small, compute=False)["metrics"] == metrics
-    assert report.das_results(smoke).empty  # the profile's own runs (1,000 steps) are other entries
+    assert results.das_results(smoke).empty  # the profile's own runs (1,000 steps) are other entries

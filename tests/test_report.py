@@ -2,7 +2,7 @@ import math
 
 import pandas as pd
 
-from onion_gru import report
+from onion_gru import claims, notebook, profiles, tables
 from onion_gru.profiles import get_profile
 
 P = get_profile("smoke")
@@ -11,7 +11,7 @@ P = get_profile("smoke")
 def test_aggregate_uses_sample_std_like_the_authors():
     runs = pd.DataFrame({"size": [48, 48, 64], "variant": ["autoregressive"] * 3, "method": ["x"] * 3,
                          "accuracy": [0.2, 0.4, 0.9]})
-    agg = report.aggregate(runs, P)
+    agg = tables.aggregate(runs, P)
     row = agg[agg["size"] == 48].iloc[0]
     assert math.isclose(row["mean"], 0.3) and math.isclose(row["std"], math.sqrt(0.02)) and row["n"] == 2
     assert math.isnan(agg[agg["size"] == 64].iloc[0]["std"])  # one seed: no std
@@ -21,7 +21,7 @@ def test_aggregate_uses_sample_std_like_the_authors():
 def test_wide_markdown_has_the_paper_layout():
     agg = pd.DataFrame({"size": [48, 64], "variant": ["no_input"] * 2, "method": ["onion_unigram"] * 2,
                         "mean": [0.5, 0.75], "std": [0.1, 0.0], "n": [2, 2], "profile": ["laptop"] * 2})
-    md = report.wide_markdown(agg)
+    md = tables.wide_markdown(agg)
     assert "| variant | method | N=48 | N=64 |" in md
     assert "| No input | Onion Unigram | 0.50 ± 0.10 | 0.75 ± 0.00 |" in md
 
@@ -30,7 +30,7 @@ def test_wide_markdown_marks_a_missing_cell_not_run():
     agg = pd.DataFrame({"size": [48, 64, 48], "variant": ["no_input"] * 3,
                         "method": ["onion_unigram", "onion_unigram", "linear_unigram"], "mean": [0.5, 0.75, 0.0],
                         "std": [0.1, 0.0, 0.0], "n": [2, 2, 2], "steps": [4_000, 5_000, 4_000], "profile": ["grid"] * 3})
-    md = report.wide_markdown(agg)
+    md = tables.wide_markdown(agg)
     assert "| No input | Linear Unigram | 0.00 ± 0.00 | not run |" in md
     assert "| No input | Linear Unigram | 4,000 | not run |" in md and "nan" not in md
 
@@ -38,19 +38,19 @@ def test_wide_markdown_marks_a_missing_cell_not_run():
 def test_aggregate_and_markdown_carry_the_steps_run():
     runs = pd.DataFrame({"size": [48, 48], "variant": ["no_input"] * 2, "method": ["onion_unigram"] * 2,
                          "accuracy": [0.5, 0.7], "steps": [4_000, 9_000]})
-    agg = report.aggregate(runs, P)
+    agg = tables.aggregate(runs, P)
     assert agg["steps"].tolist() == [6_500]
-    assert "| No input | Onion Unigram | 6,500 |" in report.wide_markdown(agg)
+    assert "| No input | Onion Unigram | 6,500 |" in tables.wide_markdown(agg)
 
 
 def test_onion_beats_linear_needs_both_a_failing_linear_and_a_margin():
     def table(lin, onion):
         return pd.DataFrame({"size": [48, 48], "variant": ["autoregressive"] * 2,
                              "method": ["linear_unigram", "onion_unigram"], "mean": [lin, onion]})
-    assert report.onion_beats_linear(table(0.01, 0.78), 48, "autoregressive") == (0.01, 0.78, True)
-    assert not report.onion_beats_linear(table(0.23, 0.90), 48, "autoregressive")[2]  # linear works
-    assert not report.onion_beats_linear(table(0.00, 0.25), 48, "autoregressive")[2]  # onion too weak
-    assert not report.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
+    assert claims.onion_beats_linear(table(0.01, 0.78), 48, "autoregressive") == (0.01, 0.78, True)
+    assert not claims.onion_beats_linear(table(0.23, 0.90), 48, "autoregressive")[2]  # linear works
+    assert not claims.onion_beats_linear(table(0.00, 0.25), 48, "autoregressive")[2]  # onion too weak
+    assert not claims.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
 
 
 def test_linear_at_largest_reads_the_largest_size_run_and_needs_it_to_work():
@@ -58,10 +58,10 @@ def test_linear_at_largest_reads_the_largest_size_run_and_needs_it_to_work():
         sizes = [1024, 48, 256][:len(means)]
         return pd.DataFrame({"size": sizes, "variant": "no_input", "method": "linear_unigram", "mean": means,
                              "capped": False})
-    lo, hi, ok = report.linear_at_largest(table([0.95, 0.00, 0.99]), "no_input")
+    lo, hi, ok = claims.linear_at_largest(table([0.95, 0.00, 0.99]), "no_input")
     assert (lo["size"], hi["size"], hi["mean"], ok) == (48, 1024, 0.95, True)
-    assert not report.linear_at_largest(table([0.79, 0.00, 0.99]), "no_input")[2]  # largest below 0.8
-    assert not report.linear_at_largest(table([0.90, 0.88]), "no_input")[2]  # no rise from the smallest
+    assert not claims.linear_at_largest(table([0.79, 0.00, 0.99]), "no_input")[2]  # largest below 0.8
+    assert not claims.linear_at_largest(table([0.90, 0.88]), "no_input")[2]  # no rise from the smallest
 
 
 def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
@@ -81,7 +81,7 @@ def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
     for i, (split, cell_id, seconds) in enumerate([(False, "a1b2", 1.0), (True, "c3d4", 2.5)]):
         paths.append(tmp_path / f"{i}.ipynb")
         paths[-1].write_text(json.dumps(executed(split, cell_id, seconds)))
-        report.tidy_notebook(paths[-1])
+        notebook.tidy_notebook(paths[-1])
     assert paths[0].read_bytes() == paths[1].read_bytes()
     (cell,) = json.loads(paths[1].read_text())["cells"]
     assert cell["id"] == "cell-00" and [o["name"] for o in cell["outputs"]] == ["stdout", "stderr"]
@@ -89,8 +89,8 @@ def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
 
 
 def test_smoke_figures_never_land_in_figures(tmp_path):
-    assert report.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
-    assert report.figure_dir(get_profile("laptop")) == report.ROOT / "figures"
+    assert tables.figure_dir(P).parts[-3:] == ("build", "smoke", "figures")
+    assert tables.figure_dir(get_profile("laptop")) == profiles.ROOT / "figures"
 
 
 def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_run(cache_root, monkeypatch, tmp_path):
@@ -104,7 +104,7 @@ def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_
     from onion_gru.analysis import AnalysisConfig, analysis_entry
     from onion_gru.train import RNNConfig
 
-    monkeypatch.setattr(report, "figure_dir", lambda profile: tmp_path)
+    monkeypatch.setattr(tables, "figure_dir", lambda profile: tmp_path)
     laptop = replace(get_profile("laptop"), size_sources=("large", "gpu"))
 
     def ship(profile, size, accuracy, flattened):
@@ -118,7 +118,7 @@ def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_
         return path
     paths = [ship(get_profile("large"), 1024, 0.97, False), ship(get_profile("gpu"), 1024, 0.5, True),
              ship(get_profile("gpu"), 48, 0.25, True)]
-    runs, table, md = report.across_sizes(laptop, ["probe_linear"], "x")
+    runs, table, md = tables.across_sizes(laptop, ["probe_linear"], "x")
     assert list(table["profile"]) == ["gpu", "large"] and list(table["capped"]) == [False, True]
     assert "| profile |  | `gpu` | not run | not run | not run | not run | `large` |" in md
     assert "| No input | Linear probe | 0.25 | not run | not run | not run | not run | 0.97 † |" in md
@@ -128,7 +128,7 @@ def test_across_sizes_combines_sources_flags_capped_runs_and_marks_the_rest_not_
 def test_first_found_takes_each_cell_whole_from_the_first_profile_that_has_it():
     first = pd.DataFrame({"size": [512, 512, 1024], "variant": ["a", "a", "a"], "accuracy": [0.1, 0.2, 0.3]})
     second = pd.DataFrame({"size": [512, 48], "variant": ["a", "a"], "accuracy": [0.9, 0.4]})
-    found = report.first_found({"large": first, "empty": pd.DataFrame(), "laptop": second}, ("size", "variant"))
+    found = tables.first_found({"large": first, "empty": pd.DataFrame(), "laptop": second}, ("size", "variant"))
     assert list(found["accuracy"]) == [0.1, 0.2, 0.3, 0.4]
     assert list(found["profile"]) == ["large", "large", "large", "laptop"]
-    assert report.first_found({"empty": pd.DataFrame()}, ("size",)).empty
+    assert tables.first_found({"empty": pd.DataFrame()}, ("size",)).empty

@@ -1,4 +1,4 @@
-"""The one training loop (train.fit): a group checkpointed mid-run and resumed ends with the bits of
+"""The one training loop (loop.fit): a group checkpointed mid-run and resumed ends with the bits of
 one never stopped (weights and curves), a checkpoint of another group or thread count is discarded,
 and a shipped entry trained again retraces its recorded curve."""
 import json
@@ -12,10 +12,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from onion_gru import cache
+from onion_gru import cache, checkpoint
 from onion_gru.analysis import AnalysisConfig, get_analyses
 from onion_gru.profiles import Budget
-from onion_gru.train import RNNConfig, Stopped, get_grus, gru_entry, gru_hash
+from onion_gru.train import RNNConfig, get_grus, gru_entry, gru_hash
+from onion_gru.loop import Stopped
 
 BUDGET = Budget(60, 10, min_steps=20, patience=20, min_gain=0.0, curve_size=100)
 GRUS = [RNNConfig(16, "autoregressive", 0, BUDGET, train_size=5_000),
@@ -42,14 +43,14 @@ def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tm
     monkeypatch.setenv("ONION_GRU_DATA", str(tmp_path / "other"))
     with pytest.raises(Stopped, match="step 25 of at most 60"):
         get_grus(GRUS, "cpu", eval_size=100, stop=at_step(25))  # between evaluation points
-    (info,) = cache.checkpoints()
+    (info,) = checkpoint.checkpoints()
     assert info["step"] == 25 and info["meta"]["members"] == [f"{c.label}-{gru_hash(c)}" for c in GRUS]
     assert not list((tmp_path / "other").glob("gru/*/manifest.json"))
     resumed, manifests = get_grus(GRUS, "cpu", eval_size=100)
     assert_same_states(resumed, whole)
     assert curves(manifests) == curves(whole_manifests)
     assert [m["metrics"]["steps"] for m in manifests] == [60, 60]
-    assert cache.checkpoints() == []  # the finished entries took its place
+    assert checkpoint.checkpoints() == []  # the finished entries took its place
 
 
 def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
@@ -73,26 +74,26 @@ def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_roo
 def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_root, monkeypatch):
     with pytest.raises(Stopped):
         get_grus(GRUS, "cpu", eval_size=100, stop=at_step(15))
-    saved = cache.checkpoints()
+    saved = checkpoint.checkpoints()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
-    with pytest.raises(cache.CheckpointMismatch, match=r"step 15 was saved with \d+ torch threads where this "
+    with pytest.raises(checkpoint.CheckpointMismatch, match=r"step 15 was saved with \d+ torch threads where this "
                        r"run has 7; kept: rerun with OMP_NUM_THREADS=\d+"):
         get_grus(GRUS, "cpu", eval_size=100)
     monkeypatch.undo()
     monkeypatch.setenv("ONION_GRU_DATA", str(cache_root))
-    with pytest.raises(cache.CheckpointMismatch, match="another group of 2 models sharing a member"):
+    with pytest.raises(checkpoint.CheckpointMismatch, match="another group of 2 models sharing a member"):
         get_grus(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
-    assert cache.checkpoints() == saved  # both refusals left it as it was
+    assert checkpoint.checkpoints() == saved  # both refusals left it as it was
     for field, value in (("torch", "0.0"), ("cpu_model", "another CPU"), ("code_version", -1)):
         info_path = next((cache_root / "checkpoints" / "gru").glob("*.json"))
         info = json.loads(info_path.read_text())
         info_path.write_text(json.dumps({**info, "meta": {**info["meta"], field: value}}))
-        with pytest.raises(cache.CheckpointMismatch, match=f"{value} where this run has"):
+        with pytest.raises(checkpoint.CheckpointMismatch, match=f"{value} where this run has"):
             get_grus(GRUS, "cpu", eval_size=100)
         info_path.write_text(json.dumps(info))
-    monkeypatch.setenv(cache.DISCARD_ENV, "1")  # train --discard-checkpoints
+    monkeypatch.setenv(checkpoint.DISCARD_ENV, "1")  # train --discard-checkpoints
     get_grus(GRUS[:1], "cpu", eval_size=100)
-    assert cache.checkpoints() == []
+    assert checkpoint.checkpoints() == []
     (aside,) = (cache_root / "checkpoints" / "discarded").iterdir()
     assert sorted(f.suffix for f in aside.iterdir()) == [".json", ".pt"]  # set aside, not deleted
 
@@ -105,15 +106,15 @@ def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path):
             "--variants", "autoregressive", "--methods", "none", "--workers", "1"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not cache.checkpoints(tmp_path / "data") and time.time() < deadline:
+    while not checkpoint.checkpoints(tmp_path / "data") and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (info,) = cache.checkpoints(tmp_path / "data")
+    (info,) = checkpoint.checkpoints(tmp_path / "data")
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"resuming from its checkpoint at step {info['step']}" in result.stdout
-    assert "1 of 1 jobs finished" in result.stdout and cache.checkpoints(tmp_path / "data") == []
+    assert "1 of 1 jobs finished" in result.stdout and checkpoint.checkpoints(tmp_path / "data") == []
 
 
 def test_stop_after_checkpoints_and_the_same_command_finishes(tmp_path):
@@ -129,7 +130,7 @@ def test_stop_after_checkpoints_and_the_same_command_finishes(tmp_path):
 
 
 def test_a_shipped_gru_retrained_by_the_loop_retraces_its_recorded_curve():
-    """The shipped laptop N = 48 GRU (seed 0), trained again for 1,000 steps by ``train.fit``: the
+    """The shipped laptop N = 48 GRU (seed 0), trained again for 1,000 steps by ``loop.fit``: the
     first two points of its recorded curve come back (to float rounding of another CPU: measured on
     an Intel Xeon against the AMD EPYC that trained it, the same accuracies and losses within 2e-7)."""
     from onion_gru.profiles import get_profile

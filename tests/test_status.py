@@ -2,10 +2,12 @@
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import missing_jobs, run_jobs
+from onion_gru.jobs import missing_jobs
+from onion_gru.run import run_jobs
 from onion_gru.profiles import get_profile
 from onion_gru.status import job_rows, report
-from onion_gru.train import RNNConfig, Stopped, get_grus, gru_entry
+from onion_gru.train import RNNConfig, get_grus, gru_entry
+from onion_gru.loop import Stopped
 
 SMOKE = get_profile("smoke").check(sizes=[16])
 
@@ -29,7 +31,7 @@ def test_status_counts_each_state_and_estimates_from_recorded_rates(cache_root):
     assert rows["N16-autoregressive-s0-probe_linear"]["hours_left"] is None  # no probe has run: unknown
     text = report([SMOKE], lambda p: ["probe_linear"])
     assert text.splitlines()[0].startswith("profile smoke: ")
-    assert "1 in progress, 2 missing of 4 jobs" in text and "(+ 2 jobs with no recorded rate" in text
+    assert "1 in progress, 0 damaged, 2 missing of 4 jobs" in text and "(+ 2 jobs with no recorded rate" in text
     assert "in progress N16-no_input-s0  step 30" in text
 
 

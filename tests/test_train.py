@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import BatchSampler, RNNConfig, evaluate, get_gru, get_grus, optimizer, train_grus
+from onion_gru.train import RNNConfig, evaluate, get_gru, get_grus, train_grus
+from onion_gru.loop import BatchSampler, optimizer
 from onion_gru.data import load
 from onion_gru.model import RepeatRNN
 from onion_gru.profiles import Budget
@@ -20,7 +21,7 @@ def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
     tokens, lengths = (torch.from_numpy(a) for a in data.generate(spec))
     torch.manual_seed(0)
     from onion_gru.model import ModelConfig, RepeatRNN, sequence_loss
-    from onion_gru.train import batch
+    from onion_gru.loop import batch
     model = RepeatRNN(ModelConfig(64))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
     sampler, start = BatchSampler(len(tokens) - 1000, 256, 0), time.time()
@@ -90,7 +91,7 @@ def test_sampler_covers_each_epoch_once():
 
 
 def test_fused_adamw_is_the_default_adamw():
-    """train.optimizer's fused AdamW takes the same steps as the default one (up to float rounding)."""
+    """loop.optimizer's fused AdamW takes the same steps as the default one (up to float rounding)."""
     from onion_gru.model import ModelConfig, RepeatRNN, sequence_loss
     tokens, lengths = load("valid")
     weights = []

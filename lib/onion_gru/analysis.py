@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import cache, data
+from . import data
+from .checkpoint import load_or_compute
 from .interventions import INTERVENTIONS, ORTHOGONAL_MAPS, _Intervention
 from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatRNN, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import RNNConfig, batch, check_group, default_device, fit, get_grus, gru_hash, summarize
+from .train import RNNConfig, get_grus, gru_hash
+from .loop import check_group, default_device, exact_matches, fit, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
 INTERVENTION_METHODS, PROBE_METHODS = tuple(INTERVENTIONS), tuple(PROBES)
@@ -78,34 +80,31 @@ def evaluate_method(gru: RepeatRNN, module, tokens, lengths, batch_size: int = 1
     corruptions; ``floor`` is the teacher-forced accuracy of the corrupted, unpatched state.
     ``position`` (interventions): every example corrupted at that position alone."""
     options = {} if position is None else {"position": position}
-    was_training = module.training
-    module.eval()
-    K = group_size(module)
-    gens = generators([EVAL_SEED] * K)
-    tf, free, floor = [], [], []
-    for start in range(0, len(tokens), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(tokens))).expand(K, -1)
-        x, l = batch(tokens, lengths, idx, gru.device)
+    K, gens = group_size(module), generators([EVAL_SEED] * group_size(module))
+
+    def score(x, l):
         g_states = [g.get_state() for g in gens]
         h = module.state(gru, x, l, gens, **options)
-        tf.append(exact_match(module.readout(gru, h, x, l).argmax(-1), x, l).cpu())
-        free.append(exact_match(module.generate(gru, h, x.shape[2]), x, l).cpu())
+        out = {"tf": exact_match(module.readout(gru, h, x, l).argmax(-1), x, l),
+               "free": exact_match(module.generate(gru, h, x.shape[2]), x, l)}
         if isinstance(module, _Intervention):  # replay the same corruption without the patch
             for g, state in zip(gens, g_states):
                 g.set_state(state)
             h0 = module.state(gru, x, l, gens, patch=False, **options)
-            floor.append(exact_match(gru.decode(h0, x).argmax(-1), x, l).cpu())
+            out["floor"] = exact_match(gru.decode(h0, x).argmax(-1), x, l)
+        return out
+    was_training = module.training
+    module.eval()
+    correct = exact_matches(tokens, lengths, K, gru.device, batch_size, score)
     module.train(was_training)
-    tf, free = torch.cat(tf, 1), torch.cat(free, 1)
-    out = [summarize(tf[k], lengths, free[k]) for k in range(K)]
-    if floor:
-        floors = torch.cat(floor, 1).float().mean(1)
+    out = [summarize(correct["tf"][k], lengths, correct["free"][k]) for k in range(K)]
+    if "floor" in correct:
+        floors = correct["floor"].float().mean(1)
         for k in range(K):
             out[k]["floor"] = floors[k].item()
     return out
 
 
-@torch.no_grad()
 def evaluate_positions(gru: RepeatRNN, module: _Intervention, tokens, lengths) -> list[list[dict]]:
     """Per member, per position p of the set's width (0 .. 8): the intervention's accuracy when position p
     alone is corrupted (linear unigram: p swapped with a partner, its variable's coordinates from the
@@ -124,7 +123,7 @@ def evaluate_positions(gru: RepeatRNN, module: _Intervention, tokens, lengths) -
 
 
 class MethodTrainee:
-    """One method trained on each member of a frozen GRU group (``train.fit``): gradients flow
+    """One method trained on each member of a frozen GRU group (``loop.fit``): gradients flow
     through the GRU into the method's parameters only; each member draws its corruptions (and
     Gumbel noise) from its own generator."""
 
@@ -148,7 +147,7 @@ class MethodTrainee:
 def train_methods(gru: RepeatRNN, configs: list[AnalysisConfig], train_data=None, eval_data: dict | None = None,
                   checkpoint=None, stop=None) -> tuple[torch.nn.Module, list[dict]]:
     """Train one method on each member of the frozen GRU group (config k on member k) as one group
-    (``train.fit``, with ``checkpoint`` and ``stop`` as there; the curve is the accuracy on the first
+    (``loop.fit``, with ``checkpoint`` and ``stop`` as there; the curve is the accuracy on the first
     ``curve_size`` sequences of the method's first evaluation set), then evaluate each on the
     method's sets.  ``train_data`` (tokens, lengths) and ``eval_data`` {name: (tokens, lengths)}
     replace the method's own sets (the hand-built known-answer tests use short sequences)."""
@@ -189,14 +188,14 @@ def get_analyses(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], de
                  train: bool = True) -> tuple[torch.nn.Module, list[dict]]:
     """One method on each of ``gru_configs`` (config k on GRU k), as one group in eval mode, with
     the manifests: from the cache, the missing ones trained now (one group, resumed from its
-    checkpoint if it has one; ``stop`` as in ``train.fit``) and cached one by one; ``train``
+    checkpoint if it has one; ``stop`` as in ``loop.fit``) and cached one by one; ``train``
     False: missing ones raise ``cache.Missing``."""
 
     def train_missing(missing, checkpoint):
         gru, _ = get_grus([gru_configs[i] for i in missing], device)
         module, metrics = train_methods(gru, [configs[i] for i in missing], checkpoint=checkpoint, stop=stop)
         return [member_state(module.state_dict(), j) for j in range(len(missing))], metrics
-    found = cache.get_or_train("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)],
+    found = load_or_compute("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)],
                                train_missing if train else None)
     module = new_module(configs[0].method, gru_configs[0].model_config.state_size, len(configs),
                         configs[0].orthogonal_map)
@@ -232,4 +231,4 @@ def get_positions(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], c
         results = evaluate_positions(gru, module, tokens, lengths)
         return [{} for _ in missing], [{"positions": r, "eval_set": module.eval_sets[0]} for r in results]
     entries = [positions_entry(g, c) for g, c in zip(gru_configs, configs)]
-    return [manifest for _, manifest in cache.get_or_train("positions", entries, evaluate if compute else None)]
+    return [manifest for _, manifest in load_or_compute("positions", entries, evaluate if compute else None)]

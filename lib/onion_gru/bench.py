@@ -22,11 +22,12 @@ import torch.nn as nn
 from . import data
 from .analysis import METHODS, AnalysisConfig, MethodTrainee
 from .cells import CELLS
-from .jobs import MAX_GROUP
+from .run import MAX_GROUP
 from .model import SOS, ModelConfig, RepeatRNN, sequence_loss
 from .profiles import PROFILES, Budget
-from .report import ROOT
-from .train import BatchSampler, RNNTrainee, batch, optimizer, optimizer_step, sample
+from .profiles import ROOT
+from .train import RNNTrainee
+from .loop import BatchSampler, batch, optimizer, optimizer_step, sample
 
 
 class DirectSeq2Seq(nn.Module):
@@ -75,8 +76,8 @@ def time_interleaved(steps, device, repeats: int = 15, n: int = 5, warmup: int =
 
 def training_step(model, tokens, lengths, device):
     """One optimizer step on 256 sequences of the training set per model, cycling through 8 prepared
-    batches.  Our model (a group of K) takes the step of ``train.fit`` (RNNTrainee.loss,
-    train.optimizer_step), each member its own batches; the reference the plain loop."""
+    batches.  Our model (a group of K) takes the step of ``loop.fit`` (RNNTrainee.loss,
+    loop.optimizer_step), each member its own batches; the reference the plain loop."""
     K = len(model.configs) if isinstance(model, RepeatRNN) else 1
     samplers = [BatchSampler(len(tokens), 256, seed) for seed in range(K)]
     batches = [batch(tokens, lengths, sample(samplers), device) for _ in range(8)]
@@ -185,7 +186,7 @@ def large_rows(device, tokens, lengths, sizes=(512, 1024), threads=(None,)) -> l
 
 def stage2_step_seconds(method: str, size: int, k: int, device, orthogonal_map: str = "matrix_exp", **timing) -> float:
     """Seconds per step of ``method`` as a group of k on k frozen GRUs (each member its own batches),
-    the step of ``train.fit`` (MethodTrainee.loss, train.optimizer_step)."""
+    the step of ``loop.fit`` (MethodTrainee.loss, loop.optimizer_step)."""
     gru = RepeatRNN([ModelConfig(size)] * k).to(device).requires_grad_(False)
     configs = [AnalysisConfig(method, "bench", Budget.fixed(1), seed=seed, orthogonal_map=orthogonal_map)
                for seed in range(k)]
@@ -228,7 +229,8 @@ def train_stage_rate(size: int, workers: int, max_group: int, steps: int = 1500,
     """Model-steps per second of a whole ``train`` stage: ``models`` GRUs of ``steps`` steps (both
     variants, with their evaluation) into an empty cache, as ``workers`` processes x cores/workers
     threads running groups of at most ``max_group``."""
-    from .jobs import Job, run_jobs
+    from .jobs import Job
+    from .run import run_jobs
     profile = replace(PROFILES["laptop"], name="bench", sizes=(size,), seeds=tuple(range(models // 2)),
                       gru=Budget.fixed(steps, curve_size=1000), eval_size=1000)
     jobs = [Job(profile, *cell) for cell in profile.grus()]

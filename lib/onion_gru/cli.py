@@ -1,13 +1,13 @@
 """Command line: ``python -m onion_gru train --profile laptop [--sizes 48 64] [--workers 2]``.
 
 ``train`` trains every GRU the profile needs and is missing from the cache, then every analysis
-(interventions and probes) on them, as groups of models of one size and method (jobs.plan_groups),
+(interventions and probes) on them, as groups of models of one size and method (run.plan_groups),
 in parallel worker processes with workers x threads <= cores.  Each finished group is written to the
 cache at once, one entry per model; a group in training checkpoints itself every few minutes, so
 killing the command loses at most those minutes, and running it again continues every group from
 its checkpoint.  ``--stop-after MINUTES`` checkpoints every running group and exits by then (before
 a session ends).  After training, ``train`` (and ``evaluate`` alone) evaluates every trained
-intervention one position at a time (jobs.position_evaluations), into the cache.
+intervention one position at a time (run.position_evaluations), into the cache.
 """
 from __future__ import annotations
 
@@ -85,20 +85,22 @@ def main(argv=None) -> int:
         return 1 if args.check and stale else 0
     if args.command == "das":
         from dataclasses import replace
-        from .das import DAS_POSITIONS, run_das
+        from .das import DAS_POSITIONS
+        from .pyvene_glue import run_das
         if (profiles := _profiles(args.profile)) is None:
             return 2
         profiles = [replace(p, sizes=tuple(n for n in p.sizes if not args.sizes or n in args.sizes)) for p in profiles]
         run_das(profiles, tuple(args.positions or DAS_POSITIONS))
         return 0
     if args.command == "tidy-notebook":
-        from .report import tidy_notebook
+        from .notebook import tidy_notebook
         for path in args.paths:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
-    from . import cache
-    from .jobs import missing_jobs, position_evaluations, reuse_replayed, run_jobs, unique
+    from .checkpoint import DISCARD_ENV
+    from .jobs import missing_jobs, reuse_replayed, unique
+    from .run import position_evaluations, run_jobs
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
             return 2
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
             print("  ", job.label)
         return 0
     if args.discard_checkpoints:
-        os.environ[cache.DISCARD_ENV] = "1"  # read by every worker's Checkpoint.load
+        os.environ[DISCARD_ENV] = "1"  # read by every worker's Checkpoint.load
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None

@@ -3,7 +3,7 @@ files under figures/ (the notebooks write them), between two marker comments, ne
 
     <!-- generated: claims 0[0-6]_* -->      a table of the claims recorded by those notebooks
                                               (several globs: separated by spaces)
-    ...                                       (report.claim: figures/<stem>_claims.csv)
+    ...                                       (claims.claim: figures/<stem>_claims.csv)
     <!-- /generated -->
     <!-- generated: table figures/02_interventions.md -->   a Markdown table a notebook saved
     <!-- generated: csv figures/bench.csv -->                 a CSV file (or a glob of them) as a table

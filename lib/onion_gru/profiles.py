@@ -11,10 +11,12 @@ beyond the paper (notebooks 07 and 08: the laptop profile's ``extensions``).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .model import VARIANTS
 
 PAPER_SIZES = (48, 64, 128, 256, 512, 1024)
+ROOT = Path(__file__).resolve().parents[2]  # the project: a profile's folders are relative to it
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ PROFILES: dict[str, Profile] = {
     "gpu_grid": Profile("gpu_grid", (384, 512, 768, 1024), VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS,
                         methods=GRID_METHODS),
     # The paper's two large sizes on the CPU, under the laptop's rule and caps; runs that span sessions
-    # resume from their checkpoints (jobs.py).  The Cayley rotation: validated against matrix_exp on
+    # resume from their checkpoints (run.py).  The Cayley rotation: validated against matrix_exp on
     # the grid's N = 256 GRUs (``cayley_check``, docs/performance.md).  Notebooks 01, 02 and 04 read it.
     "large": Profile("large", (512, 1024), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                      methods=GRID_METHODS, orthogonal_map="cayley"),

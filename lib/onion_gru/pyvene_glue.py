@@ -28,9 +28,13 @@ import pyvene as pv
 import torch
 import torch.nn as nn
 
-from .das import PYVENE_VERSION
+from . import cache
+from .checkpoint import load_or_compute
+from .das import DAS_POSITIONS, PYVENE_VERSION, DASConfig, das_cells, das_entry
 from .interventions import LinearBigram, LinearUnigram, OnionUnigram
 from .model import RepeatRNN
+from .profiles import Profile
+from .train import RNNConfig, get_gru, gru_entry
 
 if importlib.metadata.version("pyvene") != PYVENE_VERSION:
     warnings.warn(f"pyvene {importlib.metadata.version('pyvene')} is installed; this glue was tested with "
@@ -124,7 +128,7 @@ def counterfactual(base: torch.Tensor, source: torch.Tensor, position: int) -> t
     return target
 
 
-def train_das(gru: RepeatRNN, config: "DASConfig") -> tuple[dict, dict]:
+def train_das(gru: RepeatRNN, config: DASConfig) -> tuple[dict, dict]:
     """Train and evaluate pyvene's DAS (``DASConfig``) on a frozen GRU (a group of one): the
     intervention's state and its metrics (teacher-forced exact match of the counterfactual on the
     evaluation pairs, ``floor`` the same without the intervention, ``seconds_per_step``)."""
@@ -159,3 +163,36 @@ def train_das(gru: RepeatRNN, config: "DASConfig") -> tuple[dict, dict]:
     state = {k: v.detach().clone() for k, v in the_intervention(model).state_dict().items()}
     return state, {"accuracy": exact(logits), "floor": exact(plain), "final_loss": loss.item(),
                    "seconds_per_step": seconds / config.steps, "position": config.position, "rank": config.rank}
+
+
+def get_das(gru: RNNConfig, config: DASConfig, compute: bool = True) -> dict:
+    """The manifest of one DAS run: from the cache, or trained now on the cached GRU (pyvene needed;
+    never trains the GRU); ``compute`` False: a missing one raises ``cache.Missing``."""
+
+    def train(missing, checkpoint):
+        model, _ = get_gru(gru, device="cpu", train=False)
+        state, metrics = train_das(model, config)
+        return [state], [metrics]
+    (found,) = load_or_compute("das", [das_entry(gru, config)], train if compute else None)
+    return found[1]
+
+
+def run_das(profiles: list[Profile], positions=DAS_POSITIONS) -> list[str]:
+    """Every DAS run of ``profiles`` (``das_cells`` x ``positions``) whose GRU is cached and result is
+    not, smallest GRU first; one line per run."""
+    lines, todo, keys = [], [], set()
+    for profile in profiles:
+        for gru in das_cells(profile):
+            for p in positions:
+                label, config = das_entry(gru, DASConfig.of(gru, p))
+                key = cache.entry_key(label, config)
+                if (cache.state("gru", *gru_entry(gru)) == cache.DONE and not cache.is_done("das", label, config)
+                        and key not in keys):
+                    todo.append((gru, p))
+                    keys.add(key)
+    for gru, p in sorted(todo, key=lambda t: t[0].model_config.state_size):
+        m = get_das(gru, DASConfig.of(gru, p))["metrics"]
+        lines.append(f"{gru.label} position {p}: pyvene DAS {m['accuracy']:.3f} (floor {m['floor']:.3f}, "
+                     f"{m['seconds_per_step']:.3f} s a step)")
+        print(lines[-1], flush=True)
+    return lines

@@ -1,5 +1,6 @@
 """``python -m onion_gru status [--profile ...]``: per profile, which models and analyses are done,
-done at their cap (lower bounds), in progress (a checkpoint and its step) or missing, and the
+done at their cap (lower bounds), in progress (a checkpoint and its step, or a write under way),
+damaged (left for ``train`` to set aside and recompute) or missing, and the
 worker-hours still to go, estimated from the rates the cache's manifests and checkpoints record.
 
 The estimate for a job: its steps (the median of the finished jobs of its size and method, in any
@@ -17,10 +18,11 @@ import statistics
 from collections import defaultdict
 
 from . import cache
-from .jobs import Job, entry
+from .checkpoint import checkpoints
+from .jobs import entry, profile_jobs
 from .profiles import Profile
 
-STATES = ("done", "capped", "in progress", "missing")
+STATES = ("done", "capped", "in progress", "damaged", "missing")
 
 
 def _kind_of(kind: str, label: str, config: dict) -> tuple:
@@ -41,7 +43,7 @@ def recorded_rates(root=None) -> tuple[dict, dict]:
         key = _kind_of(path.parent.parent.name, path.parent.name, manifest["config"])
         rates[key].append(metrics["seconds_per_step"] / metrics.get("group_size", 1))
         steps[key].append(metrics["steps"])
-    for info in cache.checkpoints(root):
+    for info in checkpoints(root):
         if "kind" not in info:  # written before checkpoints named their kind
             continue
         key = _kind_of(info["kind"], info["name"], info["config"])
@@ -54,23 +56,20 @@ def job_rows(profile: Profile, methods, root=None) -> list[dict]:
     """One row per job of ``profile`` (its GRUs, then each GRU's ``methods``) in the cache at ``root``
     (default: ``cache.data_root()``): state, step, estimate."""
     rates, steps = recorded_rates(root)
-    running = {key: info for info in cache.checkpoints(root) for key in info["meta"]["members"]}
+    running = {key: info for info in checkpoints(root) for key in info["meta"]["members"]}
     rows = []
-    cells = profile.grus()
-    jobs = [Job(profile, *c) for c in cells] + [Job(profile, *c, m) for c in cells for m in methods]
-    for job in jobs:
+    for job in profile_jobs(profile, methods):
         kind, label, config = entry(job)
-        key = f"{label}-{cache.config_hash(config)}"
-        manifest = cache.read_manifest(kind, label, config, root)
-        budget = config["budget"]
+        state, budget = cache.state(kind, label, config, root), config["budget"]
         row = {"profile": profile.name, "job": job.label, "kind": kind, "size": job.size, "method": job.method,
                "step": None, "hours_left": 0.0}
-        if manifest is not None:
-            metrics = manifest["metrics"]
+        if cache.is_done(kind, label, config, root):  # the one definition of done
+            metrics = cache.read_manifest(kind, label, config, root)["metrics"]
             row.update(state="done" if metrics.get("flattened", True) else "capped", step=metrics.get("steps"))
         else:
-            info = running.get(key)
-            row.update(state="in progress" if info else "missing", step=info["step"] if info else 0)
+            info = running.get(cache.entry_key(label, config))
+            row.update(state="in progress" if info or state == cache.IN_PROGRESS else
+                       "damaged" if state == cache.DAMAGED else "missing", step=info["step"] if info else 0)
             rate = rates.get(_kind_of(kind, label, config))
             expected = min(steps.get(_kind_of(kind, label, config), budget["max_steps"]), budget["max_steps"])
             row["hours_left"] = None if rate is None else max(expected - row["step"], 0) * rate / 3600

@@ -24,17 +24,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.geometry import change_norms, change_vectors, cross_position_cosine
 from onion_gru.toy import LinearStore, OnionStore
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 seed = seed if seed in P.seeds else P.seeds[0]
 
 models = {"toy: linear store": LinearStore(), "toy: onion store (γ=0.4)": OnionStore(0.4)}
 for size in P.sizes:
-    models[f"GRU N={size} (AR)"] = report.load_gru(P, size, "autoregressive", seed)[0]
+    models[f"GRU N={size} (AR)"] = results.load_gru(P, size, "autoregressive", seed)[0]
 
 # %%
 rows, cosines = [], {}
@@ -47,7 +47,7 @@ for name, model in models.items():
     rows += [{"model": name, "position": p, "norm": float(norms[p]), "mean_offdiag_cosine": float(off_diagonal.mean()),
               "adjacent_cosine": float(cos.diagonal(1).mean())} for p in range(9)]
 summary = pd.DataFrame(rows)
-report.save_table(summary, "00_onion_geometry", P)
+tables.save_table(summary, "00_onion_geometry", P)
 print(summary.groupby("model", sort=False)[["mean_offdiag_cosine", "adjacent_cosine"]].first().round(3).to_string())
 
 # %% [markdown]
@@ -72,7 +72,7 @@ for i, (name, cos) in enumerate(cosines.items()):
     axes[1, i].set_xticks(range(0, 9, 2))
     axes[1, i].set(xlabel="changed position p", ylabel="|Δh| (relative)" if i == 0 else None, ylim=(0, 1.05))
 fig.colorbar(im, ax=axes[0, :], shrink=0.8, label="cos(Δh_p, Δh_q)")
-report.save_figure(fig, "00_onion_geometry", P)
+figures.save_figure(fig, "00_onion_geometry", P)
 plt.show()
 
 # %% [markdown]
@@ -91,8 +91,8 @@ stat = summary.groupby("model", sort=False)["mean_offdiag_cosine"].first()
 small, large = stat[f"GRU N={min(P.sizes)} (AR)"], stat[f"GRU N={max(P.sizes)} (AR)"]
 print(f"mean off-diagonal cosine: N={min(P.sizes)}: {small:.3f}, N={max(P.sizes)}: {large:.3f}, "
       f"linear toy {stat.iloc[0]:.3f}, onion toy {stat.iloc[1]:.3f}")
-report.scope("00_onion_geometry", "new: measured where the paper drew it")
-report.claim(P, "00_onion_geometry", "conceptual onion figure (drawn by hand in the paper)",
+claims.scope("00_onion_geometry", "new: measured where the paper drew it")
+claims.claim(P, "00_onion_geometry", "conceptual onion figure (drawn by hand in the paper)",
              "small GRUs layer positions along shared directions", bool(small > 0.3 and small > large),
              "mean off-diagonal cosine " + " / ".join(f"{stat[f'GRU N={n} (AR)']:.2f}" for n in P.sizes) + " at N = "
              f"{' / '.join(map(str, P.sizes))}; linear toy {stat.iloc[0]:.2f}, onion toy {stat.iloc[1]:.2f}")

@@ -16,10 +16,10 @@ profile = "laptop"
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, GRUs trained {P.gru.describe()}")
 
 # %% [markdown]
@@ -27,16 +27,16 @@ print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, GRUs trained {P.gru.
 # Mean ± sample std over seeds.  Trained models come from the cache in `data/` (or are trained now).
 
 # %%
-runs = report.gru_results(P)
+runs = results.gru_results(P)
 rows = []
 for metric in ("accuracy", "greedy_accuracy", "valid_longer_1", "valid_longer_2"):
-    agg = report.aggregate(runs.assign(method=metric), P, value=metric)
+    agg = tables.aggregate(runs.assign(method=metric), P, value=metric)
     rows.append(agg)
 import pandas as pd
 
 table = pd.concat(rows, ignore_index=True)
-md = report.wide_markdown(table)
-report.save_table(table, "01_task_accuracy", P, markdown=md)
+md = tables.wide_markdown(table)
+tables.save_table(table, "01_task_accuracy", P, markdown=md)
 print(md)
 
 # %% [markdown]
@@ -48,7 +48,7 @@ print(md)
 by_len = runs.melt(id_vars=["size", "variant", "seed"], value_vars=[c for c in runs if c.startswith("length_")],
                    var_name="length", value_name="acc")
 by_len["length"] = by_len["length"].str.replace("length_", "").astype(int)
-curves = report.gru_curves(P)
+curves = results.gru_curves(P)
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
 sns.lineplot(by_len, x="length", y="acc", hue="size", style="variant", marker="o", ax=axes[0], palette="viridis")
 axes[0].set(xlabel="sequence length", ylabel="exact match", title="validation accuracy by length")
@@ -56,7 +56,7 @@ sns.lineplot(curves, x="step", y="accuracy", hue="size", style="variant", ax=axe
 axes[1].set(xlabel="GRU training step", ylabel="exact match", title="curve subset during training")
 for ax in axes:
     ax.legend(fontsize=6)
-report.save_figure(fig, "01_task_accuracy", P)
+figures.save_figure(fig, "01_task_accuracy", P)
 plt.show()
 
 # %% [markdown]
@@ -67,7 +67,7 @@ plt.show()
 # lower bound); saved as `figures/01_task_accuracy_sizes.*`.  Read from the cache, never trained here.
 
 # %%
-_, _, md = report.across_sizes(P, None, "01_task_accuracy")
+_, _, md = tables.across_sizes(P, None, "01_task_accuracy")
 print(md)
 
 # %% [markdown]
@@ -82,9 +82,9 @@ worst = acc.loc[acc["mean"].idxmin()]
 supported = bool((acc["mean"] >= 0.9).all())
 print(f"Lowest mean accuracy: {worst['mean']:.3f} (N={worst['size']}, {worst['variant']}).")
 means = {v: " / ".join(f"{m:.2f}" for m in acc[acc.variant == v].sort_values("size")["mean"]) for v in P.variants}
-report.scope("01_task_accuracy", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
-report.claim(P, "01_task_accuracy", "GRU task accuracy table", "the GRUs learn the task (every mean >= 0.9)", supported,
-             "; ".join(f"{report.VARIANT_LABELS[v].lower()} {m}" for v, m in means.items())
+claims.scope("01_task_accuracy", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
+claims.claim(P, "01_task_accuracy", "GRU task accuracy table", "the GRUs learn the task (every mean >= 0.9)", supported,
+             "; ".join(f"{tables.VARIANT_LABELS[v].lower()} {m}" for v, m in means.items())
              + f" at N = {' / '.join(map(str, P.sizes))}")
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -24,11 +24,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, profiles, results, tables
 from onion_gru.analysis import INTERVENTION_METHODS
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, interventions trained {P.analysis.describe()}")
 
 # %%
@@ -36,25 +36,25 @@ print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, interventions traine
 from onion_gru.analysis import METHODS
 
 for m in INTERVENTION_METHODS:
-    print(f"chance floor of {report.METHOD_LABELS[m]}: {METHODS[m].chance:.4f}")
+    print(f"chance floor of {tables.METHOD_LABELS[m]}: {METHODS[m].chance:.4f}")
 
 # %%
-runs = report.analysis_results(P, INTERVENTION_METHODS)
-table = report.aggregate(runs, P)
+runs = results.analysis_results(P, INTERVENTION_METHODS)
+table = tables.aggregate(runs, P)
 floors = runs.groupby(["size", "variant", "method"], sort=False)[["chance", "floor"]].mean().reset_index()
 table = table.merge(floors, on=["size", "variant", "method"])
-md = report.wide_markdown(table)
-md += "\nChance floors: " + ", ".join(f"{report.METHOD_LABELS[m]} {runs[runs.method == m].chance.iloc[0]:.3f}"
+md = tables.wide_markdown(table)
+md += "\nChance floors: " + ", ".join(f"{tables.METHOD_LABELS[m]} {runs[runs.method == m].chance.iloc[0]:.3f}"
                                       for m in INTERVENTION_METHODS) + ".\n"
-report.save_table(table, "02_interventions", P, markdown=md)
+tables.save_table(table, "02_interventions", P, markdown=md)
 print(md)
 
 # %%
-fig, axes = report.accuracy_by_size(runs, P.variants, ylabel="intervention accuracy")
+fig, axes = figures.accuracy_by_size(runs, P.variants, ylabel="intervention accuracy")
 for ax in axes:  # chance floors: unigram (dotted), bigram and onion (dashed)
     for m, ls in (("linear_unigram", ":"), ("onion_unigram", "--")):
         ax.axhline(runs[runs.method == m].chance.iloc[0], color="grey", ls=ls, lw=0.8)
-report.save_figure(fig, "02_interventions", P)
+figures.save_figure(fig, "02_interventions", P)
 plt.show()
 
 # %% [markdown]
@@ -66,11 +66,11 @@ plt.show()
 # `figures/02_interventions_sizes.*`, with its figure.  Read from the cache, never trained here.
 
 # %%
-sized_runs, sized, md = report.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
+sized_runs, sized, md = tables.across_sizes(P, INTERVENTION_METHODS, "02_interventions")
 print(md)
-fig, axes = report.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy",
-                                    sizes=sorted(set(sized_runs["size"]) | set(report.PAPER_SIZES if P.science else [])))
-report.save_figure(fig, "02_interventions_sizes", P)
+fig, axes = figures.accuracy_by_size(sized_runs, P.variants, ylabel="intervention accuracy",
+                                    sizes=sorted(set(sized_runs["size"]) | set(profiles.PAPER_SIZES if P.science else [])))
+figures.save_figure(fig, "02_interventions_sizes", P)
 plt.show()
 
 # %% [markdown]
@@ -85,13 +85,13 @@ plt.show()
 #    cell (†) is a lower bound, so it can only understate the rise.
 
 # %%
-mean_of = lambda method, size, variant: report.mean_of(table, method, size, variant)
+mean_of = lambda method, size, variant: claims.mean_of(table, method, size, variant)
 small = [n for n in P.sizes if n <= 64]
 claim1 = {}
 for variant in P.variants:
     checks = []
     for n in small:
-        lin, onion, ok = report.onion_beats_linear(table, n, variant)
+        lin, onion, ok = claims.onion_beats_linear(table, n, variant)
         checks.append(ok)
         print(f"N={n:4d} {variant:15s} linear unigram {lin:.3f}  onion {onion:.3f}")
     claim1[variant] = bool(all(checks)) if checks else None
@@ -99,24 +99,24 @@ def row(method, variant):
     return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
 
 
-report.scope("02_interventions", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
+claims.scope("02_interventions", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
 for variant, ok in claim1.items():
-    report.claim(P, "02_interventions", "main intervention table",
-                 f"small GRUs ({report.VARIANT_LABELS[variant].lower()}): the onion intervention works where the linear ones fail",
+    claims.claim(P, "02_interventions", "main intervention table",
+                 f"small GRUs ({tables.VARIANT_LABELS[variant].lower()}): the onion intervention works where the linear ones fail",
                  ok, f"onion {row('onion_unigram', variant)}, linear unigram {row('linear_unigram', variant)}, "
                  f"linear bigram {row('linear_bigram', variant)} at N = {' / '.join(map(str, P.sizes))}")
 
 
 def described(c):
-    return f"{c['mean']:.2f} at N = {c['size']}" + (f" {report.CAPPED}" if c["capped"] else "")
+    return f"{c['mean']:.2f} at N = {c['size']}" + (f" {tables.CAPPED}" if c["capped"] else "")
 
 
-ends = {variant: report.linear_at_largest(sized, variant) for variant in P.variants}
+ends = {variant: claims.linear_at_largest(sized, variant) for variant in P.variants}
 for variant, (lo, hi, ok) in ends.items():
     print(f"{variant:15s} linear unigram {described(lo)} -> {described(hi)}: {'works' if ok else 'does not work'}")
-report.claim(P, "02_interventions", "main intervention table", "larger GRUs store tokens linearly (six sizes)",
+claims.claim(P, "02_interventions", "main intervention table", "larger GRUs store tokens linearly (six sizes)",
              all(ok for *_, ok in ends.values()),
-             "; ".join(f"{report.VARIANT_LABELS[v].lower()} linear unigram {described(lo)} -> {described(hi)}"
+             "; ".join(f"{tables.VARIANT_LABELS[v].lower()} linear unigram {described(lo)} -> {described(hi)}"
                        for v, (lo, hi, _) in ends.items()))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

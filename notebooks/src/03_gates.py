@@ -17,15 +17,15 @@ text = "a b 1 c a d f 2"
 import matplotlib.pyplot as plt
 import numpy as np
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results
 from onion_gru.data import encode_string
 from onion_gru.internals import run_with_gates
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 size = size if size in P.sizes else max(P.sizes)  # the smoke profile has no N = 64
 seed = seed if seed in P.seeds else P.seeds[0]
-model, manifest = report.load_gru(P, size, "autoregressive", seed)
+model, manifest = results.load_gru(P, size, "autoregressive", seed)
 print(f"N={size} autoregressive GRU, seed {seed}: validation accuracy {manifest['metrics']['valid']['accuracy']:.3f}")
 
 # %%
@@ -46,7 +46,7 @@ ax.axvline(L - 0.5, color="white", lw=0.8)
 ax.set(title="$z_t$", xlabel="$i_t$", ylabel="$z_t[j]$")
 ax.grid(False)
 fig.colorbar(im, ax=ax)
-report.save_figure(fig, "03_gate", P)
+figures.save_figure(fig, "03_gate", P)
 plt.show()
 
 # %%
@@ -60,7 +60,7 @@ for ax, (key, title, lo, hi) in zip(axes.flat, panels):
     ax.set(title=title, ylabel="channel")
     ax.grid(False)
     fig.colorbar(im, ax=ax)
-report.save_figure(fig, "03_states", P)
+figures.save_figure(fig, "03_states", P)
 plt.show()
 
 # %% [markdown]
@@ -79,8 +79,8 @@ print("mean write strength, reading:   ", np.round(write[:L], 3))
 print("mean write strength, generating:", np.round(write[L:], 3))
 print(f"Spearman rho over reading steps 2..{L}: {rho:.2f}")
 supported = bool(abs(rho) >= 0.7 and abs(write[L:].mean() - write[1:L].mean()) > 0.02)
-report.scope("03_gates", "full: the same model size and input")
-report.claim(P, "03_gates", "gate figure (gate.pdf)", "the write strength is position-dependent while reading",
+claims.scope("03_gates", "full: the same model size and input")
+claims.claim(P, "03_gates", "gate figure (gate.pdf)", "the write strength is position-dependent while reading",
              supported, f"one input, N = {size} autoregressive: mean write strength {write[0]:.2f} -> {write[L - 1]:.2f} "
              f"over the {L} reading steps (Spearman rho {rho:.2f} over steps 2-{L}), {write[L:].min():.2f}-"
              f"{write[L:].max():.2f} while generating")

@@ -16,25 +16,25 @@ profile = "laptop"
 # %%
 import matplotlib.pyplot as plt
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import PROBE_METHODS
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, probes trained {P.analysis.describe()}")
 
 # %%
-runs = report.analysis_results(P, PROBE_METHODS)
-table = report.aggregate(runs, P)
-free = report.aggregate(runs, P, value="greedy_accuracy").rename(columns={"mean": "free_mean", "std": "free_std"})
+runs = results.analysis_results(P, PROBE_METHODS)
+table = tables.aggregate(runs, P)
+free = tables.aggregate(runs, P, value="greedy_accuracy").rename(columns={"mean": "free_mean", "std": "free_std"})
 table = table.merge(free[["size", "variant", "method", "free_mean", "free_std"]], on=["size", "variant", "method"])
-md = report.wide_markdown(table, row_keys=("method", "variant"))
-report.save_table(table, "04_probes", P, markdown=md)
+md = tables.wide_markdown(table, row_keys=("method", "variant"))
+tables.save_table(table, "04_probes", P, markdown=md)
 print(md)
 
 # %%
-fig, axes = report.accuracy_by_size(runs, P.variants, ylabel="probe accuracy", title="GRU: {variant}")
-report.save_figure(fig, "04_probes", P)
+fig, axes = figures.accuracy_by_size(runs, P.variants, ylabel="probe accuracy", title="GRU: {variant}")
+figures.save_figure(fig, "04_probes", P)
 plt.show()
 
 # %% [markdown]
@@ -44,7 +44,7 @@ plt.show()
 # `figures/04_probes_sizes.*`.  Read from the cache, never trained here.
 
 # %%
-_, _, md = report.across_sizes(P, PROBE_METHODS, "04_probes", row_keys=("method", "variant"))
+_, _, md = tables.across_sizes(P, PROBE_METHODS, "04_probes", row_keys=("method", "variant"))
 print(md)
 
 # %% [markdown]
@@ -55,7 +55,7 @@ print(md)
 # at least 0.3.
 
 # %%
-mean_of = lambda method, size, variant: report.mean_of(table, method, size, variant)
+mean_of = lambda method, size, variant: claims.mean_of(table, method, size, variant)
 claim = {}
 for variant in P.variants:
     checks = []
@@ -69,10 +69,10 @@ def row(method, variant):
     return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
 
 
-report.scope("04_probes", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
+claims.scope("04_probes", "partial: N = 48-128 (laptop: 2 seeds, the rule); six sizes in a second table")
 for variant, ok in claim.items():
-    report.claim(P, "04_probes", "probe table",
-                 f"small GRUs ({report.VARIANT_LABELS[variant].lower()}) are decodable only autoregressively", ok,
+    claims.claim(P, "04_probes", "probe table",
+                 f"small GRUs ({tables.VARIANT_LABELS[variant].lower()}) are decodable only autoregressively", ok,
                  f"linear {row('probe_linear', variant)}, MLP {row('probe_mlp', variant)}, onion "
                  f"{row('probe_onion', variant)}, GRU-AR {row('probe_gru_ar', variant)} at N = {' / '.join(map(str, P.sizes))}")
 if not P.science:

@@ -12,24 +12,24 @@ size = 64
 # %%
 import matplotlib.pyplot as plt
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import PROBE_METHODS
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 size = size if size in P.sizes else max(P.sizes)
-runs = report.analysis_results(P, PROBE_METHODS, sizes=[size], variants=["autoregressive"])
-table = report.aggregate(runs, P)
-report.save_table(table, "05_probe_bars", P)
+runs = results.analysis_results(P, PROBE_METHODS, sizes=[size], variants=["autoregressive"])
+table = tables.aggregate(runs, P)
+tables.save_table(table, "05_probe_bars", P)
 print(table[["method", "mean", "std", "n"]].to_string(index=False))
 
 # %%
 fig, ax = plt.subplots(figsize=(4, 1.5))
-labels = [report.METHOD_LABELS[m] for m in table.method]
+labels = [tables.METHOD_LABELS[m] for m in table.method]
 ax.bar(labels, table["mean"] * 100, yerr=table["std"].fillna(0) * 100, color="C0", capsize=2)
 ax.set(xlabel="Probe", ylabel="Accuracy [%]", ylim=(0, 100))
 ax.tick_params(axis="x", labelsize=8)
-report.save_figure(fig, "05_probe_bars", P)
+figures.save_figure(fig, "05_probe_bars", P)
 plt.show()
 
 # %% [markdown]
@@ -42,8 +42,8 @@ plt.show()
 m = dict(zip(table.method, table["mean"]))
 gap = min(m["probe_onion"], m["probe_gru_ar"]) - max(m["probe_linear"], m["probe_mlp"])
 print(f"N={size}: min(Onion, GRU-AR) - max(Linear, MLP) = {gap:.3f}")
-report.scope("05_probe_bars", "full layout, partial protocol (2 seeds, the rule)")
-report.claim(P, "05_probe_bars", "probe bar chart (probe_godel.pdf)", f"only autoregressive probes decode the N = {size} GRU",
-             bool(gap >= 0.3), ", ".join(f"{report.METHOD_LABELS[k]} {v:.2f}" for k, v in m.items()))
+claims.scope("05_probe_bars", "full layout, partial protocol (2 seeds, the rule)")
+claims.claim(P, "05_probe_bars", "probe bar chart (probe_godel.pdf)", f"only autoregressive probes decode the N = {size} GRU",
+             bool(gap >= 0.3), ", ".join(f"{tables.METHOD_LABELS[k]} {v:.2f}" for k, v in m.items()))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

@@ -17,20 +17,20 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import METHODS
 from onion_gru.profiles import get_profile
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 print(f"profile {P.name}\nGRUs: {P.gru.describe()}\nanalyses: {P.analysis.describe()}")
 
 # %%
-gru_curves = report.gru_curves(P).assign(method="gru")
-curves = pd.concat([gru_curves, report.analysis_curves(P, list(METHODS))], ignore_index=True)
-runs = pd.concat([report.gru_results(P).assign(method="gru"), report.analysis_results(P, list(METHODS))],
+gru_curves = results.gru_curves(P).assign(method="gru")
+curves = pd.concat([gru_curves, results.analysis_curves(P, list(METHODS))], ignore_index=True)
+runs = pd.concat([results.gru_results(P).assign(method="gru"), results.analysis_results(P, list(METHODS))],
                  ignore_index=True)[["size", "variant", "seed", "method", "steps", "flattened", "accuracy"]]
-_ = report.save_table(runs.assign(profile=P.name), "06_curves", P)  # (no absolute paths in the output)
+_ = tables.save_table(runs.assign(profile=P.name), "06_curves", P)  # (no absolute paths in the output)
 
 # %% [markdown]
 # ## The curves
@@ -39,15 +39,15 @@ _ = report.save_table(runs.assign(profile=P.name), "06_curves", P)  # (no absolu
 
 # %%
 order = ["gru", *METHODS]
-curves["panel"] = curves.method.map(lambda m: "GRU (task)" if m == "gru" else report.METHOD_LABELS[m])
+curves["panel"] = curves.method.map(lambda m: "GRU (task)" if m == "gru" else tables.METHOD_LABELS[m])
 curves["run"] = curves.variant + curves.seed.astype(str)
 grid = sns.relplot(curves, x="step", y="accuracy", hue="size", style="variant", units="run", estimator=None,
                    col="panel", col_wrap=3, kind="line", palette="viridis", height=1.9, aspect=1.3,
-                   col_order=[("GRU (task)" if m == "gru" else report.METHOD_LABELS[m]) for m in order],
+                   col_order=[("GRU (task)" if m == "gru" else tables.METHOD_LABELS[m]) for m in order],
                    facet_kws={"sharex": False}, linewidth=0.9)
 grid.set_titles("{col_name}")
 grid.set(ylim=(-0.02, 1.02))
-report.save_figure(grid.figure, "06_curves", P)
+figures.save_figure(grid.figure, "06_curves", P)
 plt.show()
 
 # %% [markdown]
@@ -69,7 +69,7 @@ print(steps.unstack("size").to_string())
 # cache counts, not only its own list (the grid's probes at N = 256 were run beyond it).
 
 # %%
-costs = pd.concat([c for c in (report.run_costs(get_profile(name), METHODS) for name in P.size_sources) if len(c)],
+costs = pd.concat([c for c in (results.run_costs(get_profile(name), METHODS) for name in P.size_sources) if len(c)],
                   ignore_index=True)
 costs = costs[costs.copied_from.isna()].drop_duplicates(["size", "variant", "seed", "method", "steps", "seconds"])
 costs["seconds_per_step"] = costs.seconds / costs.steps
@@ -78,7 +78,7 @@ cost_table = (costs.groupby(["size", "method", "profile", "device"], sort=True)
                    core_hours_per_model=("core_hours", "mean"), core_hours=("core_hours", "sum"))
               .reset_index().round({"steps": 0, "seconds_per_step": 3, "core_hours_per_model": 2, "core_hours": 2}))
 cost_table["steps"] = cost_table["steps"].astype(int)
-_ = report.save_table(cost_table, "06_costs", P)
+_ = tables.save_table(cost_table, "06_costs", P)
 print(cost_table.to_string(index=False))
 print(f"total: {cost_table.core_hours.sum():.1f} core-hours over {cost_table.models.sum()} models")
 
@@ -90,7 +90,7 @@ by_size["models"] = kinds.groupby("size").size()
 by_size["core-hours"] = kinds.groupby("size")["core_hours"].sum()
 by_size["profiles"] = kinds.groupby("size")["profile"].agg(lambda p: " + ".join(dict.fromkeys(p)))
 by_size = by_size.reset_index().round(2)
-_ = report.save_table(by_size, "06_costs_by_size", P, markdown=report.to_markdown(by_size.astype(object).fillna("not run")))
+_ = tables.save_table(by_size, "06_costs_by_size", P, markdown=tables.to_markdown(by_size.astype(object).fillna("not run")))
 print(by_size.to_string(index=False))
 
 # %% [markdown]
@@ -106,8 +106,8 @@ capped = runs[~runs.flattened.astype(bool)]
 print(f"{len(runs)} runs, {len(capped)} stopped at their cap")
 if len(capped):
     print(capped.to_string(index=False))
-report.scope("06_curves", "new")
-report.claim(P, "06_curves", "(none: ours)", "every reported number comes from a flattened curve",
+claims.scope("06_curves", "new")
+claims.claim(P, "06_curves", "(none: ours)", "every reported number comes from a flattened curve",
              len(capped) == 0 if ruled else None,
              f"{len(runs) - len(capped)} of {len(runs)} runs flattened"
              + (f"; at the cap: {', '.join(f'N = {r.size} {r.variant} s{r.seed} {r.method}' for r in capped.itertuples())}"

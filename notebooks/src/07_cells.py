@@ -29,12 +29,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import INTERVENTION_METHODS, METHODS
 from onion_gru.profiles import extension
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 CELLS = {"gru": P, "lstm": extension(P, "lstm"), "elman": extension(P, "elman")}
 # the GRUs are the notebook's own profile; the other cells' profiles may be incomplete in the cache
 # (`make extensions` trains them; `make test` trains their smoke versions): what is there is shown
@@ -44,8 +44,8 @@ for cell, C in CELLS.items():  # the cells' models have the floor (profiles.CELL
 print(f"analyses: {P.analysis.describe()}")
 
 # %%
-models = pd.concat([report.gru_results(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
-runs = pd.concat([report.analysis_results(C, list(METHODS), partial=partial[cell])
+models = pd.concat([results.gru_results(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
+runs = pd.concat([results.analysis_results(C, list(METHODS), partial=partial[cell])
                   for cell, C in CELLS.items()], ignore_index=True)
 missing = [cell for cell in CELLS if cell not in set(models.get("cell", []))]
 print(f"shipped or trained: {sorted(set(models.cell))}; missing: {missing or 'none'} "
@@ -57,16 +57,16 @@ print(f"shipped or trained: {sorted(set(models.cell))}; missing: {missing or 'no
 # rule let it train; its curves are below.
 
 # %%
-task = report.aggregate(models.assign(method="task"), P, by=("cell", "size", "variant", "method"))
+task = tables.aggregate(models.assign(method="task"), P, by=("cell", "size", "variant", "method"))
 task["profile"] = task.cell.map({cell: C.name for cell, C in CELLS.items()})
 print(task.pivot_table(index=["cell", "variant"], columns="size", values="mean", sort=False).round(3).to_string())
-curves = pd.concat([report.gru_curves(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
+curves = pd.concat([results.gru_curves(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
 if len(curves):
     grid = sns.relplot(curves.assign(run=curves.variant + curves.seed.astype(str)), x="step", y="accuracy",
                        hue="size", style="variant", units="run", estimator=None, col="cell", kind="line",
                        palette="viridis", height=2.2, aspect=1.2, linewidth=0.9)
     grid.set(ylim=(-0.02, 1.02))
-    report.save_figure(grid.figure, "07_cells_task_curves", P)
+    figures.save_figure(grid.figure, "07_cells_task_curves", P)
     plt.show()
 
 # %% [markdown]
@@ -75,23 +75,23 @@ if len(curves):
 # a `cell` column.
 
 # %%
-table = report.aggregate(runs, P, by=("cell", "size", "variant", "method")) if len(runs) else pd.DataFrame()
+table = tables.aggregate(runs, P, by=("cell", "size", "variant", "method")) if len(runs) else pd.DataFrame()
 if len(table):
     table["profile"] = table.cell.map({cell: C.name for cell, C in CELLS.items()})
-    md = "".join(f"\n### {cell}\n\n" + report.wide_markdown(table[table.cell == cell]) for cell in CELLS
+    md = "".join(f"\n### {cell}\n\n" + tables.wide_markdown(table[table.cell == cell]) for cell in CELLS
                  if cell in set(table.cell))
-    report.save_table(pd.concat([task, table], ignore_index=True), "07_cells", P, markdown=md)
+    tables.save_table(pd.concat([task, table], ignore_index=True), "07_cells", P, markdown=md)
     print(md)
 
 # %%
 if len(runs):
     shown = runs[runs.method.isin(INTERVENTION_METHODS + ("probe_linear", "probe_onion"))].assign(
-        method=lambda d: d.method.map(report.METHOD_LABELS))
+        method=lambda d: d.method.map(tables.METHOD_LABELS))
     grid = sns.catplot(shown, x="size", y="accuracy", hue="method", col="cell", row="variant", kind="point",
                        errorbar="sd", dodge=0.3, height=2.2, aspect=1.1, markersize=4, linewidth=1)
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}, {row_name}")  # the default "variant = ... | cell = ..." overlaps
-    report.save_figure(grid.figure, "07_cells", P)
+    figures.save_figure(grid.figure, "07_cells", P)
     plt.show()
 
 # %% [markdown]
@@ -115,7 +115,7 @@ for cell in CELLS:
         if learned is None or not {"linear_unigram", "onion_unigram"} <= set(sub.get("method", [])):
             print(f"{cell:6s} N={largest} {variant:15s} not shipped")
             continue
-        lin, onion, _ = report.onion_beats_linear(sub, largest, variant)
+        lin, onion, _ = claims.onion_beats_linear(sub, largest, variant)
         print(f"{cell:6s} N={largest} {variant:15s} task {learned:.3f}  linear unigram {lin:.3f}  "
               f"onion {onion:.3f}" + ("  (task not learned)" if learned < 0.5 else ""))
 
@@ -137,16 +137,16 @@ for cell in CELLS:
                 checks.append(None)
                 seen.append(f"N = {n}: task " + ("not run" if learned is None else f"{learned:.2f}, not learned"))
                 continue
-            lin, onion, ok = report.onion_beats_linear(sub, n, variant)
+            lin, onion, ok = claims.onion_beats_linear(sub, n, variant)
             checks.append(ok)
             seen.append(f"N = {n}: linear unigram {lin:.2f}, onion {onion:.2f}")
             print(f"{cell:6s} N={n:3d} {variant:15s} task {learned:.3f}  linear unigram {lin:.3f}  "
                   f"onion {onion:.3f}")
         results[(cell, variant)] = None if not checks or None in checks else all(checks)
         evidence[(cell, variant)] = "; ".join(seen)
-report.scope("07_cells", "new")
+claims.scope("07_cells", "new")
 for (cell, variant), ok in results.items():
-    report.claim(P, "07_cells", "(none: beyond the paper)", f"small {cell} ({report.VARIANT_LABELS[variant].lower()}) stores an onion",
+    claims.claim(P, "07_cells", "(none: beyond the paper)", f"small {cell} ({tables.VARIANT_LABELS[variant].lower()}) stores an onion",
                  ok, evidence[(cell, variant)])
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

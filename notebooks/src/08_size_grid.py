@@ -30,11 +30,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.profiles import extension, get_profile
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 G = extension(P, "grid")
 print(f"profile {G.name}: sizes {G.sizes}, seeds {G.seeds}, methods {G.methods}\nanalyses: {G.analysis.describe()}")
 
@@ -52,28 +52,28 @@ def preferred(per_source) -> pd.DataFrame:
         frames = [f for f in frames if len(f)]
         if frames:
             stacked[profile.name] = pd.concat(frames, ignore_index=True)
-    return report.first_found(stacked, CELL)
+    return tables.first_found(stacked, CELL)
 
 
-runs = preferred([[report.analysis_results(p, G.methods, partial=True)] for p in sources])
+runs = preferred([[results.analysis_results(p, G.methods, partial=True)] for p in sources])
 print(f"{len(runs)} runs shipped or trained; grid sizes present: {sorted(set(runs['size'])) if len(runs) else []}")
 
 # %%
 if len(runs):
-    table = pd.concat([report.aggregate(r, get_profile(name)) for name, r in runs.groupby("profile", sort=False)],
+    table = pd.concat([tables.aggregate(r, get_profile(name)) for name, r in runs.groupby("profile", sort=False)],
                       ignore_index=True)
-    md = "".join(f"\n### profile `{name}`\n\n" + report.wide_markdown(t) for name, t in table.groupby("profile", sort=False))
-    report.save_table(table, "08_size_grid", P, markdown=md)
+    md = "".join(f"\n### profile `{name}`\n\n" + tables.wide_markdown(t) for name, t in table.groupby("profile", sort=False))
+    tables.save_table(table, "08_size_grid", P, markdown=md)
     print(md)
 
 # %%
 if len(runs):
-    shown = runs.assign(method=runs.method.map(report.METHOD_LABELS),
-                        variant=runs.variant.map(report.VARIANT_LABELS))
+    shown = runs.assign(method=runs.method.map(tables.METHOD_LABELS),
+                        variant=runs.variant.map(tables.VARIANT_LABELS))
     grid = sns.relplot(shown, x="size", y="accuracy", hue="method", style="profile", col="variant", kind="line",
                        marker="o", errorbar="sd", height=2.6, aspect=1.3, linewidth=1)
-    report.log_size_axes(grid, runs["size"])
-    report.save_figure(grid.figure, "08_size_grid", P)
+    figures.log_size_axes(grid, runs["size"])
+    figures.save_figure(grid.figure, "08_size_grid", P)
     plt.show()
 
 # %% [markdown]
@@ -84,12 +84,12 @@ if len(runs):
 # flattening are listed: their numbers are lower bounds.
 
 # %%
-curves = preferred([[report.gru_curves(p, partial=True).assign(method="gru"), report.analysis_curves(p, G.methods, partial=True)]
+curves = preferred([[results.gru_curves(p, partial=True).assign(method="gru"), results.analysis_curves(p, G.methods, partial=True)]
                     for p in sources])
-grus = preferred([[report.gru_results(p, partial=True).assign(method="gru")] for p in sources])
+grus = preferred([[results.gru_results(p, partial=True).assign(method="gru")] for p in sources])
 ran = pd.concat([f for f in (grus, runs) if len(f)] or [pd.DataFrame()], ignore_index=True)  # the analyses' results are `runs`
 if len(curves):
-    panels = {"gru": "GRU (task)", **{m: report.METHOD_LABELS[m] for m in G.methods}}
+    panels = {"gru": "GRU (task)", **{m: tables.METHOD_LABELS[m] for m in G.methods}}
     curves = curves.assign(panel=curves.method.map(panels), run=curves.variant + curves.seed.astype(str),
                            N=curves["size"].astype(str))
     grid = sns.relplot(curves, x="step", y="accuracy", hue="N", hue_order=[str(n) for n in sorted(set(curves["size"]))],
@@ -98,7 +98,7 @@ if len(curves):
                        facet_kws={"sharex": False}, linewidth=0.8)
     grid.set_titles("{col_name}")
     grid.set(ylim=(-0.02, 1.02))
-    report.save_figure(grid.figure, "08_size_grid_curves", P)
+    figures.save_figure(grid.figure, "08_size_grid_curves", P)
     plt.show()
     capped = ran[~ran.flattened.astype(bool)][["size", "variant", "seed", "method", "steps", "accuracy"]]
     print(f"{len(ran)} runs, {len(capped)} stopped at their cap" + (f":\n{capped.to_string(index=False)}" if len(capped) else ""))
@@ -112,7 +112,7 @@ if len(curves):
 
 # %%
 LARGE_N = 384
-costs = [c for c in (report.run_costs(p, G.methods) for p in sources) if len(c)]
+costs = [c for c in (results.run_costs(p, G.methods) for p in sources) if len(c)]
 large = ran[ran["size"] >= LARGE_N] if len(ran) else ran
 if len(large) and costs:
     keys = ["profile", "size", "variant", "method", "seed"]
@@ -120,8 +120,8 @@ if len(large) and costs:
     order = {m: i for i, m in enumerate(["gru", *G.methods])}
     large = (large.assign(core_minutes=(large.core_hours * 60).round().astype(int), rank=large.method.map(order))
              .sort_values(["size", "variant", "rank", "seed"])[keys[1:] + ["accuracy", "steps", "flattened", "core_minutes", "profile"]])
-    report.save_table(large, "08_large_runs", P)
-    print(report.to_markdown(large))
+    tables.save_table(large, "08_large_runs", P)
+    print(tables.to_markdown(large))
 
 # %% [markdown]
 # ## Check
@@ -133,9 +133,7 @@ if len(large) and costs:
 
 # %%
 def switch_size(variant: str, method: str = "linear_unigram") -> int | None:
-    lin = runs[(runs.method == method) & (runs.variant == variant)].groupby("size")["accuracy"].mean()
-    sizes = sorted(lin.index)
-    return next((n for i, n in enumerate(sizes) if all(lin[m] >= 0.5 for m in sizes[i:])), None)
+    return claims.switch_size(runs[(runs.method == method) & (runs.variant == variant)].groupby("size")["accuracy"].mean())
 
 
 switch = {variant: switch_size(variant) if len(runs) else None for variant in P.variants}
@@ -152,9 +150,9 @@ elif ar and not ni:
     supported = False  # the autoregressive GRUs switched and the no-input ones did not
 else:
     supported = None
-report.scope("08_size_grid", "new")
-report.claim(P, "08_size_grid", "(none: beyond the paper)", "no-input GRUs switch to linear storage at a smaller N",
-             supported, "; ".join(f"{report.VARIANT_LABELS[v].lower()}: " + (f"linear unigram >= 0.5 from N = {n}" if n else
+claims.scope("08_size_grid", "new")
+claims.claim(P, "08_size_grid", "(none: beyond the paper)", "no-input GRUs switch to linear storage at a smaller N",
+             supported, "; ".join(f"{tables.VARIANT_LABELS[v].lower()}: " + (f"linear unigram >= 0.5 from N = {n}" if n else
                                   "no switch within the sizes measured") for v, n in switch.items()))
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")

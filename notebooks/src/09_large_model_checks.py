@@ -23,11 +23,11 @@ profile = "laptop"
 # %%
 import pandas as pd
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.profiles import extension
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 reference, checks = extension(P, "grid"), {role: extension(P, role) for role in ("cayley", "bf16")}
 for role, C in checks.items():
     print(f"{role:7s} profile {C.name}: sizes {C.sizes}, seeds {C.seeds}, methods {C.methods}, "
@@ -37,11 +37,11 @@ for role, C in checks.items():
 def compared(check):
     """Per (size, variant, method, seed): the reference's accuracy and steps beside the check's."""
     sizes = list(check.sizes)
-    parts = [report.analysis_results(check, check.methods, sizes=sizes, partial=True)]
-    ref = [report.analysis_results(reference, check.methods, sizes=sizes, partial=True)]
+    parts = [results.analysis_results(check, check.methods, sizes=sizes, partial=True)]
+    ref = [results.analysis_results(reference, check.methods, sizes=sizes, partial=True)]
     if check.precision != reference.precision:  # new GRUs: their own task accuracy is compared too
-        parts.append(report.gru_results(check, partial=True).assign(method="gru (task)"))
-        ref.append(report.gru_results(reference, partial=True).assign(method="gru (task)"))
+        parts.append(results.gru_results(check, partial=True).assign(method="gru (task)"))
+        ref.append(results.gru_results(reference, partial=True).assign(method="gru (task)"))
     keys = ["size", "variant", "method", "seed"]
     ours, theirs = (pd.concat([p for p in frames if len(p)], ignore_index=True) if any(len(p) for p in frames)
                     else pd.DataFrame(columns=keys + ["accuracy", "steps", "flattened"]) for frames in (parts, ref))
@@ -67,14 +67,14 @@ def verdicts(table):
     return pd.DataFrame(rows, columns=columns)  # one column order, whichever row comes first
 
 
-results = {}
+summaries = {}
 for role, check in checks.items():
     table = compared(check)
     summary = verdicts(table)
-    report.save_table(table, f"09_{role}_runs", P)
-    md = report.to_markdown(report.filled(summary.round(3))) if len(summary) else "(nothing to compare)\n"
-    report.save_table(summary, f"09_{role}", P, markdown=md)
-    results[role] = summary
+    tables.save_table(table, f"09_{role}_runs", P)
+    md = tables.to_markdown(tables.filled(summary.round(3))) if len(summary) else "(nothing to compare)\n"
+    tables.save_table(summary, f"09_{role}", P, markdown=md)
+    summaries[role] = summary
     print(f"## {role}: {check.name} against {reference.name}\n\nper seed:\n{table.round(3).to_string(index=False)}\n\n{md}")
 
 # %% [markdown]
@@ -83,14 +83,14 @@ for role, check in checks.items():
 # run is missing (the `large` profile uses a shortcut only once its check is SUPPORTED here).
 
 # %%
-report.scope("09_large_model_checks", "new")
-for role, summary in results.items():
+claims.scope("09_large_model_checks", "new")
+for role, summary in summaries.items():
     within = list(summary["within"]) if len(summary) else [None]
     ok = None if None in within else all(within)
     run = summary.dropna(subset=["difference"]) if "difference" in summary else summary.iloc[:0]
     worst = (f"largest difference {run['difference'].abs().max():.3f} (seed spread up to {run['seed_spread'].max():.3f})"
              if len(run) else "not run yet")
-    report.claim(P, "09_large_model_checks", "(none: the large profile's shortcuts)",
+    claims.claim(P, "09_large_model_checks", "(none: the large profile's shortcuts)",
                  ("the Cayley rotation changes" if role == "cayley" else "the bf16 GRU products change") + " no number at N = "
                  + ", ".join(map(str, checks[role].sizes)),
                  ok, f"{sum(w is not None for w in within)} of {len(within)} (variant, method) cells compared; {worst}")

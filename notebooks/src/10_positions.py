@@ -32,19 +32,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import INTERVENTION_METHODS
 from onion_gru.profiles import extension, get_profile
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 # the paper's sizes (notebooks 01, 02, 04) and the grid's between them; at each (N, variant, method)
-# the first source that has results fills it (report.first_found, as notebook 02's six-size table)
+# the first source that has results fills it (tables.first_found, as notebook 02's six-size table)
 sources = list(dict.fromkeys([*P.size_sources, extension(P, "grid").name]))
 print("sources, in order of preference:", ", ".join(sources))
 
 # %%
-runs = report.first_found({s.name: report.position_results(s, [m for m in INTERVENTION_METHODS if m in (s.methods or INTERVENTION_METHODS)],
+runs = tables.first_found({s.name: results.position_results(s, [m for m in INTERVENTION_METHODS if m in (s.methods or INTERVENTION_METHODS)],
                                                             partial=True) for s in map(get_profile, sources)},
                           ("size", "variant", "method"))
 print(f"{len(runs)} (GRU, intervention, position) results; sizes: {sorted(set(runs['size'])) if len(runs) else []}")
@@ -52,23 +52,19 @@ print(f"{len(runs)} (GRU, intervention, position) results; sizes: {sorted(set(ru
 # %%
 keys = ["size", "variant", "method", "position"]
 if len(runs):
-    g = runs.groupby(keys, sort=True)
-    table = g["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else np.nan, n="count").reset_index()
-    table["floor"] = g["floor"].mean().to_numpy()
-    table["examples"] = g["examples"].min().to_numpy()
-    table["capped"] = (~g["flattened"].all().astype(bool)).to_numpy()
-    table["profile"] = g["profile"].first().to_numpy()
+    table = tables.aggregate(runs, by=keys, also={"floor": "mean", "examples": "min", "flattened": "all"}, sort=True)
+    table.insert(table.columns.get_loc("flattened"), "capped", ~table.pop("flattened").astype(bool))
     wide = table[table.method == "linear_unigram"].assign(
-        text=lambda t: [f"{m:.2f}" + (f" {report.CAPPED}" if c else "") for m, c in zip(t["mean"], t["capped"])])
+        text=lambda t: [f"{m:.2f}" + (f" {tables.CAPPED}" if c else "") for m, c in zip(t["mean"], t["capped"])])
     md = ""
     for variant, part in wide.groupby("variant", sort=False):
         grid = part.pivot_table(index="position", columns="size", values="text", aggfunc="first")
         grid.columns = [f"N={n}" for n in grid.columns]
-        md += f"\n### {report.VARIANT_LABELS[variant]}: linear unigram, one position swapped\n\n"
-        md += report.to_markdown(grid.reset_index())
-    md += (f"\nCells: mean over seeds; {report.CAPPED}: a seed's intervention stopped at its cap (a lower bound). "
+        md += f"\n### {tables.VARIANT_LABELS[variant]}: linear unigram, one position swapped\n\n"
+        md += tables.to_markdown(grid.reset_index())
+    md += (f"\nCells: mean over seeds; {tables.CAPPED}: a seed's intervention stopped at its cap (a lower bound). "
            "All methods, floors and profiles: `10_positions.csv`.\n")
-    report.save_table(table, "10_positions", P, markdown=md)
+    tables.save_table(table, "10_positions", P, markdown=md)
     print(md)
 
 # %% [markdown]
@@ -92,11 +88,11 @@ if len(runs):
                     ax.text(j, i, f"{v:.2f}".lstrip("0"), ha="center", va="center", fontsize=4.5, color="w" if v < 0.6 else "k")
             ax.set_xticks(range(grid.shape[1]), [str(n) for n in grid.columns], fontsize=6, rotation=90)
             ax.set_yticks(range(grid.shape[0]), [str(p) for p in grid.index], fontsize=6)
-            ax.set(title=f"{report.VARIANT_LABELS[variant]}: {report.METHOD_LABELS[method]}", xlabel="hidden size N",
+            ax.set(title=f"{tables.VARIANT_LABELS[variant]}: {tables.METHOD_LABELS[method]}", xlabel="hidden size N",
                    ylabel="position")
             ax.grid(False)
     fig.colorbar(image, ax=axes, shrink=0.6, label="accuracy, one position corrupted")
-    report.save_figure(fig, "10_positions", P)
+    figures.save_figure(fig, "10_positions", P)
     plt.show()
 
 # %% [markdown]
@@ -111,9 +107,7 @@ def switch_size(variant: str, position: int, method: str = "linear_unigram") -> 
     if not len(runs):
         return None
     part = table[(table.method == method) & (table.variant == variant) & (table.position == position)]
-    lin = part.set_index("size")["mean"]
-    sizes = sorted(lin.index)
-    return next((n for i, n in enumerate(sizes) if all(lin[m] >= 0.5 for m in sizes[i:])), None)
+    return claims.switch_size(part.set_index("size")["mean"])
 
 
 positions = sorted(set(table.position)) if len(runs) else []
@@ -122,7 +116,7 @@ switches = pd.DataFrame([{"variant": v, "position": p, "linear unigram from N": 
                          for v in P.variants for p in positions])
 print(switches.to_string(index=False) if len(switches) else "no results")
 
-report.scope("10_positions", "new")
+claims.scope("10_positions", "new")
 for variant in P.variants:
     first, middle = switch_size(variant, 0), switch_size(variant, 4)
     if first is None and middle is None:
@@ -130,8 +124,8 @@ for variant in P.variants:
     else:
         supported = first is not None and (middle is None or first < middle)
     said = lambda n: f"from N = {n}" if n else "not within the sizes measured"
-    report.claim(P, "10_positions", "(none: beyond the paper)",
-                 f"{report.VARIANT_LABELS[variant].lower().replace(' ', '-')} GRUs store the first position linearly "
+    claims.claim(P, "10_positions", "(none: beyond the paper)",
+                 f"{tables.VARIANT_LABELS[variant].lower().replace(' ', '-')} GRUs store the first position linearly "
                  "before the middle one",
                  supported, f"one position swapped, linear unigram >= 0.5: position 0 {said(first)}, position 4 {said(middle)}")
 if not P.science:

@@ -27,20 +27,20 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from onion_gru import report
+from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.das import DAS_POSITIONS
 from onion_gru.profiles import PAPER_SIZES, get_profile
 
-P = report.active_profile(profile)
-report.set_style()
+P = notebook.active_profile(profile)
+figures.set_style()
 sizes = PAPER_SIZES if P.science else sorted({n for s in P.size_sources for n in get_profile(s).sizes})
 print("sources, in order of preference:", ", ".join(P.size_sources), "| sizes:", list(sizes))
 
 # %%
-das = report.first_found({s: report.das_results(get_profile(s)) for s in P.size_sources}, ("size", "variant"))
+das = tables.first_found({s: results.das_results(get_profile(s)) for s in P.size_sources}, ("size", "variant"))
 das = das[das["size"].isin(sizes)] if len(das) else das
 # ours from the same profile as each DAS run, on the same GRU
-ours = {s: report.position_results(get_profile(s), ["linear_unigram"], partial=True) for s in dict.fromkeys(das.get("profile", []))}
+ours = {s: results.position_results(get_profile(s), ["linear_unigram"], partial=True) for s in dict.fromkeys(das.get("profile", []))}
 rows = []
 for r in das.itertuples():
     cell = dict(size=r.size, variant=r.variant, seed=r.seed, position=r.position, profile=r.profile)
@@ -55,20 +55,20 @@ table = pd.DataFrame(rows, columns=["size", "variant", "seed", "position", "prof
 if len(table):
     wide = table.pivot_table(index=["variant", "position", "method"], columns="size", values="accuracy", sort=False)
     wide.columns = [f"N={n}" for n in wide.columns]
-    md = report.to_markdown(report.filled(report.labelled(wide.reset_index())))
+    md = tables.to_markdown(tables.filled(tables.labelled(wide.reset_index())))
     md += "\nCells: seed 0 of each GRU; the profile of each size in `11_pyvene.csv`.\n"
-    report.save_table(table, "11_pyvene", P, markdown=md)
+    tables.save_table(table, "11_pyvene", P, markdown=md)
     print(md)
 else:
     print("no pyvene results in the cache: `make pyvene`, then `python -m onion_gru das --profile ...`")
 
 # %%
 if len(table):
-    shown = table.assign(variant=table.variant.map(report.VARIANT_LABELS), position=table.position.map("position {}".format))
+    shown = table.assign(variant=table.variant.map(tables.VARIANT_LABELS), position=table.position.map("position {}".format))
     grid = sns.relplot(shown, x="size", y="accuracy", hue="method", style="method", col="position", row="variant",
                        kind="line", marker="o", height=2.2, aspect=1.2, linewidth=1)
-    report.log_size_axes(grid, table["size"])
-    report.save_figure(grid.figure, "11_pyvene", P)
+    figures.log_size_axes(grid, table["size"])
+    figures.save_figure(grid.figure, "11_pyvene", P)
     plt.show()
 
 # %% [markdown]
@@ -89,8 +89,8 @@ if len(compared):
         + (f"; they differ at " + ", ".join(f"N = {n} {v} p{p}" for n, v, p in compared[~agree].index) if (~agree).any() else ""))
 else:
     supported, evidence = None, "no pyvene DAS results beside ours"
-report.scope("11_pyvene", "new")
-report.claim(P, "11_pyvene", "(none: a cross-check with pyvene)",
+claims.scope("11_pyvene", "new")
+claims.claim(P, "11_pyvene", "(none: a cross-check with pyvene)",
              "pyvene's DAS and our linear unigram intervention agree on which positions are stored linearly",
              supported, evidence)
 if not P.science:

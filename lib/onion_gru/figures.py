@@ -1,0 +1,54 @@
+"""Figures: the one plot style, where figures go (PDF and PNG), and the plots several notebooks share."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from .profiles import Profile
+from .tables import METHOD_LABELS, VARIANT_LABELS, figure_dir
+
+
+def set_style():
+    """The one plot style of the project."""
+    import seaborn as sns
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",
+                                "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8,
+                                "ytick.labelsize": 8, "legend.fontsize": 8, "svg.hashsalt": "onion"})
+
+
+def save_figure(fig, stem: str, profile: Profile) -> list[Path]:
+    out = figure_dir(profile)
+    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
+    fig.savefig(paths[0], metadata={"CreationDate": None})
+    fig.savefig(paths[1], metadata={"Software": None})
+    return paths
+
+
+def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}", sizes=None):
+    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds;
+    ``sizes``: the N on every panel's axis, run or not (default: the sizes each panel has)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.5 * len(variants), 2.6), sharey=True,
+                             layout="constrained", squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        sub = runs[runs.variant == variant].assign(method=lambda d: d.method.map(METHOD_LABELS))
+        sns.pointplot(sub, x="size", y="accuracy", hue="method", ax=ax, errorbar="sd", dodge=0.3,
+                      markersize=4, linewidth=1, **({"order": list(sizes)} if sizes is not None else {}))
+        ax.set(title=title.format(variant=VARIANT_LABELS[variant]), xlabel="hidden size N", ylabel=ylabel,
+               ylim=(-0.02, 1.02))
+        ax.legend(fontsize=6, title=None)
+    return fig, axes[0]
+
+
+def log_size_axes(grid, sizes) -> None:
+    """A seaborn grid's x axes: log N, one labelled tick per size run, y from 0 to 1."""
+    grid.set(xscale="log", ylim=(-0.02, 1.02), xlabel="hidden size N")
+    for ax in grid.axes.flat:
+        ax.set_xticks(sorted(set(sizes)), [str(n) for n in sorted(set(sizes))], fontsize=6)
+        ax.minorticks_off()
+
+

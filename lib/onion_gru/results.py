@@ -1,0 +1,131 @@
+"""Reading results from the cache for the notebooks: one frame per kind of result, never computed
+here.  ``python -m onion_gru train`` computes them, and a notebook that finds a result missing says
+which command does (``MissingResults``).  Every reader walks a profile's entries through the one
+enumeration of them (``jobs.profile_jobs``) and reads manifests only (``cache.read_manifest``),
+so a result shipped without its weights reads like any other.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import cache
+from .analysis import INTERVENTION_METHODS, METHODS
+from .das import DAS_POSITIONS, DASConfig, das_cells, das_entry
+from .jobs import entry, positions_entry, profile_jobs
+from .profiles import Profile
+from .train import RNNConfig, get_gru
+
+
+class MissingResults(LookupError):
+    """A notebook asked for results the cache lacks; the message names the command that computes them."""
+
+    def __init__(self, profile: Profile, labels: list[str]):
+        shown = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4 else "")
+        super().__init__(f"{len(labels)} results of profile {profile.name!r} are not in the cache ({shown}); "
+                         f"compute them with: python -m onion_gru train --profile {profile.name}"
+                         + ("" if profile.shipped else f"  (with ONION_GRU_DATA={profile.data})"))
+
+
+def _found(profile: Profile, jobs, partial: bool, entry_of=entry):
+    """(job, manifest) of each job whose entry (``entry_of``: the model's or analysis's, or its
+    per-position evaluation's) is in the cache; missing ones raise ``MissingResults``, or with
+    ``partial`` (an incomplete profile: an extension, a campaign in progress) are left out."""
+    found, missing = [], []
+    for job in jobs:
+        manifest = cache.read_manifest(*entry_of(job))
+        (found if manifest else missing).append((job, manifest) if manifest else job.label)
+    if missing and not partial:
+        raise MissingResults(profile, missing)
+    return found
+
+
+def _cell(profile: Profile, job) -> dict:
+    return {"cell": profile.cell, "size": job.size, "variant": job.variant, "seed": job.seed}
+
+
+def load_gru(profile: Profile, size: int, variant: str, seed: int):
+    """The profile's trained GRU (model, manifest) from the cache, never trained here."""
+    config = RNNConfig.from_profile(profile, size, variant, seed)
+    try:
+        return get_gru(config, device="cpu", train=False)
+    except cache.Missing:
+        raise MissingResults(profile, [config.label]) from None
+
+
+def gru_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
+    """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
+    rows = []
+    for job, manifest in _found(profile, profile_jobs(profile), partial):
+        m = manifest["metrics"]
+        rows.append({**_cell(profile, job), "steps": m["steps"], "flattened": m["flattened"],
+                     "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
+                     **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]})
+    return pd.DataFrame(rows)
+
+
+def gru_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
+    """Validation accuracy against training steps, one row per (GRU, evaluation)."""
+    return pd.DataFrame([{**_cell(profile, job), **point} for job, m in _found(profile, profile_jobs(profile), partial)
+                         for point in m["metrics"]["curve"]])
+
+
+def analysis_results(profile: Profile, methods, sizes=None, variants=None, partial: bool = False) -> pd.DataFrame:
+    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run, time."""
+    rows = []
+    for job, m in _found(profile, profile_jobs(profile, methods, sizes, variants, models=False), partial):
+        main = next(v for v in m["metrics"].values() if isinstance(v, dict))
+        rows.append({**_cell(profile, job), "method": job.method,
+                     "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
+                     "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
+                     "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"],
+                     "train_seconds": m["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
+def analysis_curves(profile: Profile, methods, partial: bool = False) -> pd.DataFrame:
+    """Accuracy on the curve subset against steps, one row per (GRU, method, evaluation)."""
+    return pd.DataFrame([{**_cell(profile, job), "method": job.method, **point}
+                         for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial)
+                         for point in m["metrics"]["curve"]])
+
+
+def position_results(profile: Profile, methods=INTERVENTION_METHODS, partial: bool = False) -> pd.DataFrame:
+    """One row per (GRU, intervention, position): the accuracy with that position alone corrupted,
+    its floor and examples (``analysis.evaluate_positions``, computed by ``train`` or ``evaluate``),
+    and whether the intervention's own run flattened (else its numbers are lower bounds)."""
+    rows = []
+    for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial, positions_entry):
+        flattened = cache.read_manifest(*entry(job))["metrics"]["flattened"]
+        rows += [{**_cell(profile, job), "method": job.method, "flattened": flattened, **point}
+                 for point in m["metrics"]["positions"]]
+    return pd.DataFrame(rows)
+
+
+def das_results(profile: Profile, positions=DAS_POSITIONS) -> pd.DataFrame:
+    """One row per pyvene DAS run of the profile in the cache (``das.py``: each size and variant, its
+    first seed, ``positions``): accuracy of the counterfactual, floor, rank, seconds per step."""
+    found = [(gru, cache.read_manifest("das", *das_entry(gru, DASConfig.of(gru, p))))
+             for gru in das_cells(profile) for p in positions]
+    return pd.DataFrame([{"size": gru.hidden_size, "variant": gru.variant, "seed": gru.seed, **m["metrics"]}
+                         for gru, m in found if m])
+
+
+def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
+    """One row per model of the profile in the cache (its GRUs, ``method`` "gru", and its analyses,
+    default the profile's): steps, the run's wall seconds (its whole group's, resumed runs summed),
+    the group's size, torch threads, device and ``core_hours`` = seconds x threads / group size, the
+    cores one model held for its run; an entry copied from another run names it in ``copied_from``."""
+    cells = profile.grus()
+    jobs = sorted(profile_jobs(profile, methods or profile.methods or METHODS),  # each GRU, then its analyses
+                  key=lambda j: (cells.index((j.size, j.variant, j.seed)), j.method is not None))
+    rows = []
+    for job, m in _found(profile, jobs, partial=True):
+        env, metrics = m["environment"], m["metrics"]
+        group = metrics.get("group_size", 1)
+        rows.append({"profile": profile.name, "size": job.size, "variant": job.variant, "seed": job.seed,
+                     "method": job.method or "gru", "steps": metrics["steps"], "seconds": m["train_seconds"],
+                     "group_size": group, "threads": env["threads"], "device": "cuda" if env.get("cuda") else "cpu",
+                     "core_hours": m["train_seconds"] * env["threads"] / group / 3600,
+                     "copied_from": (m.get("copied_from") or {}).get("profile")})
+    return pd.DataFrame(rows)
