@@ -1,31 +1,38 @@
 import math
 
+import pytest
 import torch
 
 from onion_gru import bench
 from onion_gru.analysis import METHODS
 
 
-def test_bench_table_has_every_required_row():
+def test_bench_table_has_every_required_row_and_its_ratios_are_its_timings():
     """`make bench` on CPU: ours and the nn.GRU reference per size, the matmul ceiling, one row per
     stage-2 method, and the large sizes' rows (each orthogonal map against matrix_exp, bf16 against
-    fp32), each with a positive time."""
+    fp32); every derived column is computed from the timed ones as documented."""
+    from onion_gru import data
     table = bench.run(devices=[torch.device("cpu")], sizes=(8,), large_sizes=(12,))
     whats = set(table["what"])
     assert {"matmul 2048^3", "GRU train step (ours)", "GRU train step (nn.GRU reference)",
             "GRU train step (ours), fp32", "GRU train step (ours), bf16 products"} <= whats
     assert {f"stage-2 step: {m}" for m in METHODS} <= whats
+    row = lambda what: table[table["what"] == what].iloc[0]
     # (with more than one thread the large rows come again for one thread: named so, tested below)
     what = table["what"]
     maps = table[what.str.startswith("stage-2 step: linear_unigram, ") & ~what.str.endswith("thread")].set_index("what")
     assert list(maps.index) == ["stage-2 step: linear_unigram, matrix_exp", "stage-2 step: linear_unigram, cayley"]
-    assert maps.loc["stage-2 step: linear_unigram, matrix_exp", "speedup"] == 1.0 and (maps["ms"] > 0).all()
+    assert maps["speedup"].tolist() == pytest.approx(maps.loc["stage-2 step: linear_unigram, matrix_exp", "ms"] / maps["ms"])
+    fp32, bf16 = row("GRU train step (ours), fp32"), row("GRU train step (ours), bf16 products")
+    assert bf16["speedup"] == pytest.approx(fp32["ms"] / bf16["ms"])
+    ours, ref, peak = row("GRU train step (ours)"), row("GRU train step (nn.GRU reference)"), row("matmul 2048^3")
+    assert math.isclose(ours["speedup"], ref["ms"] / ours["ms"], rel_tol=1e-9)
+    _, lengths = data.load("train", size=50_000)
+    mean_tokens = 2 * lengths.float().mean().item() * 256
+    assert ours["gflops"] == pytest.approx(bench.gru_flops(8, mean_tokens) / (ours["ms"] / 1e3) / 1e9)
+    assert ours["pct_of_matmul"] == pytest.approx(100 * ours["gflops"] / peak["gflops"])
     group = table[table["what"].str.startswith("stage-2 group step")].iloc[0]
     assert group["ms"] > 0 and group["speedup"] > 0
-    ours = table[table["what"] == "GRU train step (ours)"].iloc[0]
-    ref = table[table["what"] == "GRU train step (nn.GRU reference)"].iloc[0]
-    assert ours["ms"] > 0 and math.isclose(ours["speedup"], ref["ms"] / ours["ms"], rel_tol=1e-9)
-    assert 0 < ours["pct_of_matmul"] < 100
 
 
 def test_large_rows_are_timed_again_per_thread_count_and_give_the_count_back():

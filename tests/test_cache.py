@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from onion_gru import cache
+from onion_gru import cache, checkpoint
 
 CONFIG = {"hidden_size": 4, "seed": 0}
 
@@ -18,17 +18,18 @@ def compute_counter():
     return compute, calls
 
 
-def get_or_compute(kind, label, config, compute):
-    """What the training code does with the cache: read, or compute and put."""
-    (found,) = cache.get_many(kind, [(label, config)])
-    return found if found is not None else cache.put(kind, label, config, *compute(), seconds=1.0)
+
+
+def recompute(kind, label, config, compute):
+    """What ``train`` does: read, or compute under the entry's lock and write."""
+    return checkpoint.load_or_compute(kind, [(label, config)], lambda missing, _: tuple([x] for x in compute()))[0]
 
 
 def test_hit_and_miss(cache_root):
     compute, calls = compute_counter()
-    state, manifest = get_or_compute("gru", "x", CONFIG, compute)
+    state, manifest = recompute("gru", "x", CONFIG, compute)
     assert len(calls) == 1 and manifest["metrics"] == {"accuracy": 0.5}
-    state2, _ = get_or_compute("gru", "x", CONFIG, compute)
+    state2, _ = recompute("gru", "x", CONFIG, compute)
     assert len(calls) == 1 and torch.equal(state["w"], state2["w"])
     manifest = json.loads((cache.entry_dir("gru", "x", CONFIG) / "manifest.json").read_text())
     assert manifest["config"] == CONFIG and len(manifest["weights_sha256"]) == 64
@@ -37,8 +38,8 @@ def test_hit_and_miss(cache_root):
 
 def test_config_change_is_a_miss(cache_root):
     compute, calls = compute_counter()
-    get_or_compute("gru", "x", CONFIG, compute)
-    get_or_compute("gru", "x", {**CONFIG, "seed": 1}, compute)
+    recompute("gru", "x", CONFIG, compute)
+    recompute("gru", "x", {**CONFIG, "seed": 1}, compute)
     assert len(calls) == 2
     assert cache.config_hash(CONFIG) != cache.config_hash({**CONFIG, "seed": 1})
 
@@ -49,36 +50,88 @@ def test_code_version_is_in_the_key(monkeypatch):
     assert cache.config_hash(CONFIG) != before
 
 
-@pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
-def test_damaged_entry_is_detected_and_recomputed(cache_root, damage):
-    compute, calls = compute_counter()
-    get_or_compute("gru", "x", CONFIG, compute)
-    weights = cache.entry_dir("gru", "x", CONFIG) / "weights.pt"
-    data = weights.read_bytes()
-    if damage == "truncate":
-        weights.write_bytes(data[: len(data) // 2])
-    elif damage == "corrupt":
-        weights.write_bytes(data[:-10] + bytes(10))
-    else:
-        weights.unlink()
-    with pytest.warns(UserWarning, match="damaged"):
-        state, _ = get_or_compute("gru", "x", CONFIG, compute)
-    assert (cache.entry_dir("gru", "x", CONFIG) / "manifest.json").exists()
-    assert len(calls) == 2 and torch.equal(state["w"], torch.arange(6.0) + 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the rewritten entry is healthy
-        get_or_compute("gru", "x", CONFIG, compute)
+def test_reading_an_entry_without_weights_leaves_its_manifest(cache_root):
+    """A manifest-only entry (a GPU run's result) is a result: every reader leaves it, and a
+    computation that needs its weights stops and says so."""
+    from onion_gru.results import MissingResults, load_gru
+    from onion_gru.profiles import get_profile
+    from onion_gru.train import RNNConfig, get_gru, gru_entry
+    smoke = get_profile("smoke")
+    gru = RNNConfig.from_profile(smoke, 16, "autoregressive", 0)
+    cache.put("gru", *gru_entry(gru), {"w": torch.zeros(1)}, {"accuracy": 0.5}, seconds=1.0)
+    path = cache.entry_dir("gru", *gru_entry(gru))
+    (path / "weights.pt").unlink()
+    with pytest.warns(UserWarning, match="weights missing"):
+        with pytest.raises(MissingResults):
+            load_gru(smoke, 16, "autoregressive", 0)  # the notebooks' read path
+    with pytest.warns(UserWarning), pytest.raises(cache.Missing, match="shipped as results without weights"):
+        get_gru(gru, device="cpu")  # train's path: would compute it, but it is a result
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json"]
+    assert cache.state("gru", *gru_entry(gru)) == cache.RESULTS_ONLY and cache.is_done("gru", *gru_entry(gru))
+    assert cache.read_manifest("gru", *gru_entry(gru))["metrics"] == {"accuracy": 0.5}
 
 
-def test_unfinished_entry_is_not_used(cache_root):
-    """Weights without a manifest (a job killed between the two writes) count as missing."""
+def test_a_folder_without_manifest_is_a_write_in_progress_and_left_alone(cache_root):
     path = cache.entry_dir("gru", "x", CONFIG)
     path.mkdir(parents=True)
     torch.save({"w": torch.zeros(1)}, path / "weights.pt")
-    assert not cache.is_done("gru", "x", CONFIG)
+    assert cache.get_many("gru", [("x", CONFIG)]) == [None]
+    assert cache.state("gru", "x", CONFIG) == cache.IN_PROGRESS and not cache.is_done("gru", "x", CONFIG)
+    assert [p.name for p in path.iterdir()] == ["weights.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+def test_a_damaged_entry_is_left_by_readers_and_set_aside_by_the_command_that_recomputes_it(cache_root, damage):
     compute, calls = compute_counter()
-    get_or_compute("gru", "x", CONFIG, compute)
-    assert len(calls) == 1
+    recompute("gru", "x", CONFIG, compute)
+    weights = cache.entry_dir("gru", "x", CONFIG) / "weights.pt"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:-10] + bytes(10))
+    with pytest.warns(UserWarning, match="weights altered"):
+        assert cache.get_many("gru", [("x", CONFIG)]) == [None]
+    assert weights.read_bytes() != data and cache.state("gru", "x", CONFIG) == cache.DAMAGED  # left as it was
+    with pytest.warns(UserWarning, match="weights altered"):
+        state, _ = recompute("gru", "x", CONFIG, compute)
+    assert torch.equal(state["w"], torch.arange(6.0) + 2)  # computed anew (the counter's second call)
+    (aside,) = (cache_root / "damaged" / "gru").iterdir()
+    assert aside.name.startswith(cache.entry_key("x", CONFIG))
+    assert "weights altered" in (aside / "WHY.txt").read_text() and (aside / "manifest.json").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rewritten entry is healthy
+        assert cache.get_many("gru", [("x", CONFIG)])[0] is not None
+
+
+LOCK_HOLDER = """
+import sys
+from onion_gru import checkpoint
+from onion_gru.profiles import get_profile
+from onion_gru.train import RNNConfig, gru_entry
+gru = RNNConfig.from_profile(get_profile("smoke"), 16, "autoregressive", 0)
+with checkpoint.writing("gru", [gru_entry(gru)]):
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_two_processes_never_compute_one_entry(tmp_path):
+    """A process holds the entry's lock (as a worker training it does); ``train`` on the same entry
+    refuses that group and says who holds it; once the holder is gone, the same command computes it."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "ONION_GRU_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    args = [sys.executable, "-m", "onion_gru", "train", "--profile", "smoke", "--sizes", "16",
+            "--variants", "autoregressive", "--methods", "none", "--workers", "1"]
+    refused = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 0, refused.stderr
+    assert f"is being computed by pid {holder.pid}" in refused.stdout and "0 of 1 jobs finished" in refused.stdout
+    assert not list((tmp_path / "data").glob("gru/*/manifest.json"))
+    holder.communicate("\n", timeout=60)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert "1 of 1 jobs finished" in done.stdout and len(list((tmp_path / "data").glob("gru/*/manifest.json"))) == 1
 
 
 def test_get_many_reads_each_entry_and_marks_the_missing(cache_root):

@@ -210,7 +210,18 @@ def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     assert position_evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
     rows = results.position_results(SMOKE, ["onion_unigram"])
     assert rows.position.tolist() == list(range(9)) and rows.examples.is_monotonic_decreasing
-    assert rows[["accuracy", "floor"]].apply(lambda c: c.between(0, 1)).all().all()
+    # the examples at position p: the evaluation sequences longer than p, an even count (the pairing)
+    from onion_gru import data
+    from onion_gru.analysis import AnalysisConfig, evaluate_positions, get_analysis
+    from onion_gru.train import RNNConfig, get_gru
+    gru_config = RNNConfig.from_profile(SMOKE, 16, "autoregressive", 0)
+    analysis = AnalysisConfig.from_profile(SMOKE, "onion_unigram", gru_config)
+    tokens, lengths = data.load("valid", size=analysis.eval_size)
+    assert rows.examples.tolist() == [int((lengths > p).sum()) // 2 * 2 for p in range(9)]
+    # and the numbers read back are the cached models' own, evaluated again
+    again = evaluate_positions(get_gru(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0],
+                               tokens, lengths)[0]
+    assert rows.accuracy.tolist() == [r["accuracy"] for r in again] and rows.floor.tolist() == [r["floor"] for r in again]
     costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
     assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear"]
     assert (costs.core_hours == costs.seconds * costs.threads / costs.group_size / 3600).all() and (costs.seconds > 0).all()

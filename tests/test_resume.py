@@ -91,6 +91,15 @@ def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_
         with pytest.raises(checkpoint.CheckpointMismatch, match=f"{value} where this run has"):
             get_grus(GRUS, "cpu", eval_size=100)
         info_path.write_text(json.dumps(info))
+    info_path = next((cache_root / "checkpoints" / "gru").glob("*.json"))
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "meta": {**info["meta"], "cpu_model": "another CPU"}}))
+    monkeypatch.setenv(checkpoint.ELSEWHERE_ENV, "1")  # train --continue-elsewhere: another CPU is accepted
+    with pytest.raises(Stopped, match="step 16 of"):
+        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(1))  # resumed at 15, one step more
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "meta": {**info["meta"], "code_version": -1}}))
+    with pytest.raises(checkpoint.CheckpointMismatch, match="nothing here continues it"):
+        get_grus(GRUS, "cpu", eval_size=100)  # but not other code
     monkeypatch.setenv(checkpoint.DISCARD_ENV, "1")  # train --discard-checkpoints
     get_grus(GRUS[:1], "cpu", eval_size=100)
     assert checkpoint.checkpoints() == []
@@ -142,3 +151,51 @@ def test_a_shipped_gru_retrained_by_the_loop_retraces_its_recorded_curve():
     for point, recorded in zip(metrics["curve"], shipped):
         assert point["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.002)
         assert point["loss"] == pytest.approx(recorded["loss"], rel=1e-4)
+
+
+class ScriptedTrainee:
+    """Two members with scripted curves: member 0 flat at 0.5 (the rule stops it at its first chance),
+    member 1 climbing by 0.02 an evaluation (it runs to the cap).  The curves count evaluations in a
+    buffer of the module, so a resumed run continues them; the weights take real AdamW steps."""
+
+    def __init__(self):
+        self.module = torch.nn.Linear(3, 2)
+        self.module.register_buffer("evaluations", torch.zeros(()))
+        self.generators, self.device = [], torch.device("cpu")
+
+    def loss(self, x, l):
+        return (self.module(x[..., :3].float().mean(1) / 30) ** 2).diagonal()  # member k: its own row
+
+    def accuracies(self, tokens, lengths):
+        self.module.evaluations += 1
+        return [0.5, min(1.0, 0.02 * float(self.module.evaluations))]
+
+    def member_state(self, k):
+        return {"weight": self.module.weight[k].detach().clone()}
+
+
+def test_a_member_stopped_before_the_first_checkpoint_resumes_like_the_others(cache_root):
+    from types import SimpleNamespace
+    from onion_gru.loop import fit
+    budget = Budget(80, 10, min_steps=20, patience=10, min_gain=0.01)
+    configs = [SimpleNamespace(budget=budget, lr=1e-2, weight_decay=0.0, batch_size=4, seed=s) for s in (0, 1)]
+    data = (torch.randint(0, 30, (64, 9)), torch.full((64,), 9))
+
+    def run(stop=None, checkpoint_=None):
+        torch.manual_seed(0)
+        trainee = ScriptedTrainee()
+        return fit(trainee, configs, data, data, checkpoint_, stop)[0]
+    whole = run()
+    assert whole.stopped == [20, 80] and whole.flattened == [True, False]
+    group = checkpoint.Checkpoint("gru", [("a", {"a": 1}), ("b", {"b": 1})])
+    group.every = 10 ** 9  # no periodic checkpoint: the first one is the stop's, at step 45
+    with pytest.raises(Stopped, match="step 45"):
+        run(at_step(45), group)
+    (info,) = checkpoint.checkpoints()
+    assert info["step"] == 45
+    resumed = run(None, group)
+    without_time = lambda schedule: [[{k: v for k, v in point.items() if k != "seconds"} for point in curve]
+                                     for curve in schedule.curves]
+    assert resumed.stopped == whole.stopped and without_time(resumed) == without_time(whole)
+    for a, b in zip(resumed.states, whole.states):
+        assert torch.equal(a["weight"], b["weight"])

@@ -1,4 +1,4 @@
-"""``python -m onion_gru status``: done, capped, in-progress and missing jobs, and the hours left."""
+"""``python -m onion_gru status``: done, capped, in-progress, damaged and missing jobs, and the hours left."""
 import pytest
 
 from onion_gru import cache
@@ -33,6 +33,11 @@ def test_status_counts_each_state_and_estimates_from_recorded_rates(cache_root):
     assert text.splitlines()[0].startswith("profile smoke: ")
     assert "1 in progress, 0 damaged, 2 missing of 4 jobs" in text and "(+ 2 jobs with no recorded rate" in text
     assert "in progress N16-no_input-s0  step 30" in text
+    # one definition of done: an altered model is damaged for status as for train (which recomputes it)
+    weights = cache.entry_dir("gru", *gru_entry(RNNConfig.from_profile(SMOKE, 16, "autoregressive", 0))) / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))
+    assert job_rows(SMOKE, [])[0]["state"] == "damaged" and [j.label for j in missing_jobs(SMOKE, [])[0]] == [
+        "N16-autoregressive-s0", "N16-no_input-s0"]
 
 
 def test_status_cli_names_bad_profiles(tmp_path):

@@ -96,6 +96,7 @@ class CheckpointMismatch(RuntimeError):
 
 
 DISCARD_ENV = "ONION_GRU_DISCARD_CHECKPOINTS"  # set by ``train --discard-checkpoints``, read by its workers
+ELSEWHERE_ENV = "ONION_GRU_CONTINUE_ELSEWHERE"  # set by ``train --continue-elsewhere``
 
 
 class Checkpoint:
@@ -130,12 +131,14 @@ class Checkpoint:
             meta, weights = info["meta"], info_path.with_suffix(".pt")
             if not set(meta["members"]) & set(self.keys):
                 continue
-            if meta == ours and weights.exists():
+            why, hint = mismatch(meta, ours) if weights.exists() else ("its weights missing", "nothing to continue")
+            elsewhere = os.environ.get(ELSEWHERE_ENV) and only_the_machine_differs(meta, ours)
+            if weights.exists() and (meta == ours or elsewhere):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 self.seconds_before = state["seconds"]
-                print(f"{self.name}: resuming from its checkpoint at step {state['step']:,}", flush=True)
+                print(f"{self.name}: resuming from its checkpoint at step {state['step']:,}"
+                      + (f" (saved with {why}: its bits are now those of two machines)" if elsewhere else ""), flush=True)
                 return state
-            why, hint = mismatch(meta, ours) if weights.exists() else ("its weights missing", "nothing to continue")
             if os.environ.get(DISCARD_ENV):
                 aside = info_path.parent.parent / "discarded" / time.strftime("%Y%m%dT%H%M%S")
                 aside.mkdir(parents=True, exist_ok=True)
@@ -175,11 +178,21 @@ def mismatch(saved: dict, ours: dict) -> tuple[str, str]:
     if saved["threads"] != ours["threads"]:
         return (f"{saved['threads']} torch threads where this run has {ours['threads']}",
                 f"rerun with OMP_NUM_THREADS={saved['threads']} (and workers x threads <= cores) to continue it")
-    for field, what in (("code_version", "code version"), ("torch", "torch"), ("cpu_model", "CPU")):
+    if saved["code_version"] != ours["code_version"]:
+        return (f"code version {saved['code_version']} where this run has {ours['code_version']}",
+                "its entries' keys are not this code's: nothing here continues it")
+    for field, what in (("torch", "torch"), ("cpu_model", "CPU")):
         if saved.get(field) != ours[field]:
             return (f"{what} {saved.get(field, 'unrecorded')} where this run has {ours[field]}",
-                    f"continue it where the {what} is the same")
+                    f"continue it where the {what} is the same, or here with --continue-elsewhere (a valid run "
+                    "of the same config, its bits those of two machines)")
     return "nothing different", "rerun"
+
+
+def only_the_machine_differs(saved: dict, ours: dict) -> bool:
+    """Whether a checkpoint differs from this run in its CPU or torch alone (``--continue-elsewhere``)."""
+    same = lambda meta: {k: v for k, v in meta.items() if k not in ("torch", "cpu_model")}
+    return same(saved) == same(ours)
 
 
 def checkpoints(root: Path | None = None) -> list[dict]:

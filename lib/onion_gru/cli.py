@@ -44,6 +44,8 @@ def parse_args(argv=None):
     t.add_argument("--discard-checkpoints", action="store_true",
                    help="set aside (under checkpoints/discarded/) a checkpoint saved with other threads, code, "
                         "CPU or torch and start its group from step 0; without it such a group is refused")
+    t.add_argument("--continue-elsewhere", action="store_true",
+                   help="continue a checkpoint saved on another CPU or torch (the same threads, group and code)")
     st = sub.add_parser("status", help="what each profile has done, has in progress and lacks (onion_gru.status)")
     st.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
     st.add_argument("--methods", nargs="+", help="analyses to count (default: the profile's); 'none' for GRUs only")
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
             tidy_notebook(path)
         return 0
     from .analysis import METHODS
-    from .checkpoint import DISCARD_ENV
+    from .checkpoint import DISCARD_ENV, ELSEWHERE_ENV
     from .jobs import missing_jobs, reuse_replayed, unique
     from .run import position_evaluations, run_jobs
     if args.command == "evaluate":
@@ -142,6 +144,8 @@ def main(argv=None) -> int:
         return 0
     if args.discard_checkpoints:
         os.environ[DISCARD_ENV] = "1"  # read by every worker's Checkpoint.load
+    if args.continue_elsewhere:
+        os.environ[ELSEWHERE_ENV] = "1"
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None
