@@ -38,9 +38,9 @@ def child(steps: int, weights_path: str) -> dict:
     from onion_gru.bench import time_steps, training_step
     from onion_gru.model import ModelConfig, RepeatRNN
     from onion_gru.profiles import Budget
-    from onion_gru.train import RNNConfig, train_grus
+    from onion_gru.train import RNNConfig, train_rnns
     config = RNNConfig(64, "autoregressive", 0, Budget.fixed(steps, curve_size=200), train_size=100_000)
-    model, (metrics,) = train_grus([config], "cpu", eval_size=200)
+    model, (metrics,) = train_rnns([config], "cpu", eval_size=200)
     model.eval().requires_grad_(False)
     state = model.member_state(0)
     # and a linear unigram intervention on it (its rotation goes through other MKL routines)

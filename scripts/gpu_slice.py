@@ -14,14 +14,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, train_methods
 from onion_gru.bench import time_steps, training_step
 from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget
-from onion_gru.train import RNNConfig, gru_hash, train_grus
+from onion_gru.train import RNNConfig, rnn_hash, train_rnns
 from onion_gru.loop import default_device
 from onion_gru import data
 
@@ -47,14 +46,14 @@ def main():
     t_step = seconds_per_gru_step(args.size, device)
     gru_steps = max(int(min(40_000, args.gru_seconds / t_step) // 500 * 500), 500)
     config = RNNConfig(args.size, args.variant, 0, Budget.fixed(gru_steps, max(gru_steps // 10, 1)))
-    model, (metrics,) = train_grus([config], device)
+    model, (metrics,) = train_rnns([config], device)
     model.eval().requires_grad_(False)
     report["gru"] = {"config": asdict(config), "metrics": metrics, "measured_seconds_per_step": t_step}
     rows = [{"size": args.size, "variant": args.variant, "method": "gru", "steps": gru_steps,
              "accuracy": metrics["valid"]["accuracy"], "floor": "", "seconds_per_step": metrics["seconds_per_step"]}]
     (args.out / f"slice_N{args.size}.json").write_text(json.dumps(report, indent=1))
     print(f"GRU N={args.size}: {gru_steps} steps, valid accuracy {metrics['valid']['accuracy']:.4f}", flush=True)
-    model_key = gru_hash(config)
+    model_key = rnn_hash(config)
     for method in args.methods:
         probe = AnalysisConfig(method, model_key, Budget.fixed(20), eval_size=50)
         start = time.time()

@@ -16,7 +16,7 @@ import torch
 
 from onion_gru.profiles import CONVERGED_GRU, Budget
 from onion_gru.profiles import ROOT
-from onion_gru.train import RNNConfig, train_grus
+from onion_gru.train import RNNConfig, train_rnns
 
 
 def stop(budget: Budget, curve: list[dict]) -> dict:
@@ -33,7 +33,7 @@ def main():
     torch.set_num_threads(1)
     budget = Budget.fixed(args.steps, CONVERGED_GRU.eval_every, CONVERGED_GRU.curve_size)
     configs = [RNNConfig(args.size, args.variant, seed, budget) for seed in args.seeds]
-    _, metrics = train_grus(configs, torch.device("cpu"))
+    _, metrics = train_rnns(configs, torch.device("cpu"))
     rows = [{"size": args.size, "variant": args.variant, "seed": c.seed, **point}
             for c, m in zip(configs, metrics) for point in m["curve"]]
     out = ROOT / "figures" / f"gru_to_cap_N{args.size}_{args.variant}.csv"

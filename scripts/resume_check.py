@@ -22,10 +22,10 @@ CHILD = """
 import sys
 from dataclasses import replace
 from onion_gru.profiles import Budget, get_profile
-from onion_gru.train import RNNConfig, get_gru
+from onion_gru.train import RNNConfig, get_rnn
 size, steps = int(sys.argv[1]), int(sys.argv[2])
 config = RNNConfig.from_profile(get_profile("laptop"), size, "autoregressive", 0)
-get_gru(replace(config, budget=Budget.fixed(steps, 500)), device="cpu", eval_size=1000)
+get_rnn(replace(config, budget=Budget.fixed(steps, 500)), device="cpu", eval_size=1000)
 """
 
 

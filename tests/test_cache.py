@@ -53,22 +53,22 @@ def test_code_version_is_in_the_key(monkeypatch):
 def test_reading_an_entry_without_weights_leaves_its_manifest(cache_root):
     """A manifest-only entry (a GPU run's result) is a result: every reader leaves it, and a
     computation that needs its weights stops and says so."""
-    from onion_gru.results import MissingResults, load_gru
+    from onion_gru.results import MissingResults, load_rnn
     from onion_gru.profiles import get_profile
-    from onion_gru.train import RNNConfig, get_gru, gru_entry
+    from onion_gru.train import RNNConfig, get_rnn, rnn_entry
     smoke = get_profile("smoke")
     gru = RNNConfig.from_profile(smoke, 16, "autoregressive", 0)
-    cache.put("gru", *gru_entry(gru), {"w": torch.zeros(1)}, {"accuracy": 0.5}, seconds=1.0)
-    path = cache.entry_dir("gru", *gru_entry(gru))
+    cache.put("gru", *rnn_entry(gru), {"w": torch.zeros(1)}, {"accuracy": 0.5}, seconds=1.0)
+    path = cache.entry_dir("gru", *rnn_entry(gru))
     (path / "weights.pt").unlink()
     with pytest.warns(UserWarning, match="weights missing"):
         with pytest.raises(MissingResults):
-            load_gru(smoke, 16, "autoregressive", 0)  # the notebooks' read path
+            load_rnn(smoke, 16, "autoregressive", 0)  # the notebooks' read path
     with pytest.warns(UserWarning), pytest.raises(cache.Missing, match="shipped as results without weights"):
-        get_gru(gru, device="cpu")  # train's path: would compute it, but it is a result
+        get_rnn(gru, device="cpu")  # train's path: would compute it, but it is a result
     assert sorted(p.name for p in path.iterdir()) == ["manifest.json"]
-    assert cache.state("gru", *gru_entry(gru)) == cache.RESULTS_ONLY and cache.is_done("gru", *gru_entry(gru))
-    assert cache.read_manifest("gru", *gru_entry(gru))["metrics"] == {"accuracy": 0.5}
+    assert cache.state("gru", *rnn_entry(gru)) == cache.RESULTS_ONLY and cache.is_done("gru", *rnn_entry(gru))
+    assert cache.read_manifest("gru", *rnn_entry(gru))["metrics"] == {"accuracy": 0.5}
 
 
 def test_a_folder_without_manifest_is_a_write_in_progress_and_left_alone(cache_root):
@@ -105,9 +105,9 @@ LOCK_HOLDER = """
 import sys
 from onion_gru import checkpoint
 from onion_gru.profiles import get_profile
-from onion_gru.train import RNNConfig, gru_entry
+from onion_gru.train import RNNConfig, rnn_entry
 gru = RNNConfig.from_profile(get_profile("smoke"), 16, "autoregressive", 0)
-with checkpoint.writing("gru", [gru_entry(gru)]):
+with checkpoint.writing("gru", [rnn_entry(gru)]):
     print("holding", flush=True)
     sys.stdin.readline()
 """

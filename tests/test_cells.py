@@ -15,7 +15,7 @@ from onion_gru.jobs import missing_jobs
 from onion_gru.run import run_jobs
 from onion_gru.model import ModelConfig, RepeatRNN
 from onion_gru.profiles import Budget, extension, get_profile
-from onion_gru.train import RNNConfig, get_gru, gru_hash
+from onion_gru.train import RNNConfig, get_rnn, rnn_hash
 
 H, I = 6, 5
 REFERENCE = {GroupElman: lambda: nn.RNN(I, H, nonlinearity="tanh"), GroupLSTM: lambda: nn.LSTM(I, H)}
@@ -87,12 +87,12 @@ def test_a_gru_config_keeps_its_cache_key():
     config = RNNConfig(64, "autoregressive", 0, Budget(40_000, 500, 4_000, 4_000, 0.01))
     assert (config.cell, config.budget.floor) == ("gru", None)
     # the key of this config before RNNConfig had a cell (the shipped laptop N = 64 entry of CODE_VERSION 4)
-    assert gru_hash(config) == "29258b7282cc"
+    assert rnn_hash(config) == "29258b7282cc"
     lstm = replace(config, cell="lstm")
-    assert gru_hash(lstm) != "29258b7282cc"
+    assert rnn_hash(lstm) != "29258b7282cc"
     assert lstm.label == "lstm-N64-autoregressive-s0" and config.label == "N64-autoregressive-s0"
     floored = replace(config, budget=replace(config.budget, floor=0.05))
-    assert gru_hash(floored) != "29258b7282cc"
+    assert rnn_hash(floored) != "29258b7282cc"
     # only the named fields at their old value are left out: another None or "gru" is hashed
     assert cache.config_hash({"a": None}) != cache.config_hash({}) != cache.config_hash({"b": "gru"})
 
@@ -119,9 +119,9 @@ def test_other_cells_train_and_are_analysed_through_the_cache(cache_root, cell):
     run_jobs(grus + analyses, workers=1)
     assert missing_jobs(profile, ["onion_unigram", "probe_gru_ar"]) == ([], [])
     config = RNNConfig.from_profile(profile, 16, "autoregressive", 0)
-    model, manifest = get_gru(config, device="cpu")
+    model, manifest = get_rnn(config, device="cpu")
     assert model.config.cell == cell and manifest["config"]["cell"] == cell
-    assert (cache_root / "gru" / f"{config.label}-{gru_hash(config)}").is_dir()
+    assert (cache_root / "gru" / f"{config.label}-{rnn_hash(config)}").is_dir()
     module, analysis = get_analysis(config, AnalysisConfig.from_profile(profile, "onion_unigram", config), device="cpu")
     assert module.embedding.shape[-1] == model.state_size  # the onion acts on the whole state ([h, c] for an LSTM)
     assert analysis["metrics"]["steps"] >= profile.analysis.min_steps

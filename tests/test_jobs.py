@@ -213,13 +213,13 @@ def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     # the examples at position p: the evaluation sequences longer than p, an even count (the pairing)
     from onion_gru import data
     from onion_gru.analysis import AnalysisConfig, evaluate_positions, get_analysis
-    from onion_gru.train import RNNConfig, get_gru
+    from onion_gru.train import RNNConfig, get_rnn
     gru_config = RNNConfig.from_profile(SMOKE, 16, "autoregressive", 0)
     analysis = AnalysisConfig.from_profile(SMOKE, "onion_unigram", gru_config)
     tokens, lengths = data.load("valid", size=analysis.eval_size)
     assert rows.examples.tolist() == [int((lengths > p).sum()) // 2 * 2 for p in range(9)]
     # and the numbers read back are the cached models' own, evaluated again
-    again = evaluate_positions(get_gru(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0],
+    again = evaluate_positions(get_rnn(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0],
                                tokens, lengths)[0]
     assert rows.accuracy.tolist() == [r["accuracy"] for r in again] and rows.floor.tolist() == [r["floor"] for r in again]
     costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks

@@ -108,12 +108,12 @@ def test_das_of_a_cached_gru_is_cached_once_and_read_back(cache_root):
     from onion_gru.das import DASConfig, das_entry
     from onion_gru.pyvene_glue import get_das
     from onion_gru.profiles import get_profile
-    from onion_gru.train import RNNConfig, get_gru
+    from onion_gru.train import RNNConfig, get_rnn
     smoke = get_profile("smoke").check(sizes=[16], variants=["autoregressive"])
     gru = RNNConfig.from_profile(smoke, 16, "autoregressive", 0)
     with pytest.raises(cache.Missing):
         get_das(gru, DASConfig.of(gru, 0))  # never trains the GRU
-    get_gru(gru, device="cpu")
+    get_rnn(gru, device="cpu")
     assert DASConfig.of(gru, 0).rank == 2  # N / 8
     small = DASConfig(DASConfig.of(gru, 0).gru_hash, 0, 2, steps=20, batch_size=32, eval_size=100)
     metrics = get_das(gru, small)["metrics"]

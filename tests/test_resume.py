@@ -15,7 +15,7 @@ import torch
 from onion_gru import cache, checkpoint
 from onion_gru.analysis import AnalysisConfig, get_analyses
 from onion_gru.profiles import Budget
-from onion_gru.train import RNNConfig, get_grus, gru_entry, gru_hash
+from onion_gru.train import RNNConfig, get_rnns, rnn_entry, rnn_hash
 from onion_gru.loop import Stopped
 
 BUDGET = Budget(60, 10, min_steps=20, patience=20, min_gain=0.0, curve_size=100)
@@ -39,14 +39,14 @@ def assert_same_states(a, b):
 
 
 def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
-    whole, whole_manifests = get_grus(GRUS, "cpu", eval_size=100)
+    whole, whole_manifests = get_rnns(GRUS, "cpu", eval_size=100)
     monkeypatch.setenv("ONION_GRU_DATA", str(tmp_path / "other"))
     with pytest.raises(Stopped, match="step 25 of at most 60"):
-        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(25))  # between evaluation points
+        get_rnns(GRUS, "cpu", eval_size=100, stop=at_step(25))  # between evaluation points
     (info,) = checkpoint.checkpoints()
-    assert info["step"] == 25 and info["meta"]["members"] == [f"{c.label}-{gru_hash(c)}" for c in GRUS]
+    assert info["step"] == 25 and info["meta"]["members"] == [f"{c.label}-{rnn_hash(c)}" for c in GRUS]
     assert not list((tmp_path / "other").glob("gru/*/manifest.json"))
-    resumed, manifests = get_grus(GRUS, "cpu", eval_size=100)
+    resumed, manifests = get_rnns(GRUS, "cpu", eval_size=100)
     assert_same_states(resumed, whole)
     assert curves(manifests) == curves(whole_manifests)
     assert [m["metrics"]["steps"] for m in manifests] == [60, 60]
@@ -56,9 +56,9 @@ def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tm
 def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
     """The linear unigram intervention draws corruptions and Gumbel noise from its own generators:
     those resume too."""
-    configs = [AnalysisConfig("linear_unigram", gru_hash(g), BUDGET, seed=g.seed, train_size=5_000, eval_size=100,
+    configs = [AnalysisConfig("linear_unigram", rnn_hash(g), BUDGET, seed=g.seed, train_size=5_000, eval_size=100,
                               orthogonal_map="cayley") for g in GRUS]
-    get_grus(GRUS, "cpu", eval_size=100)
+    get_rnns(GRUS, "cpu", eval_size=100)
     whole, whole_manifests = get_analyses(GRUS, configs, "cpu")
     for entry in cache_root.glob("analysis/*"):  # the same GRUs, no analysis yet
         for f in entry.iterdir():
@@ -73,35 +73,35 @@ def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_roo
 
 def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_root, monkeypatch):
     with pytest.raises(Stopped):
-        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(15))
+        get_rnns(GRUS, "cpu", eval_size=100, stop=at_step(15))
     saved = checkpoint.checkpoints()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
     with pytest.raises(checkpoint.CheckpointMismatch, match=r"step 15 was saved with \d+ torch threads where this "
                        r"run has 7; kept: rerun with OMP_NUM_THREADS=\d+"):
-        get_grus(GRUS, "cpu", eval_size=100)
+        get_rnns(GRUS, "cpu", eval_size=100)
     monkeypatch.undo()
     monkeypatch.setenv("ONION_GRU_DATA", str(cache_root))
     with pytest.raises(checkpoint.CheckpointMismatch, match="another group of 2 models sharing a member"):
-        get_grus(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
+        get_rnns(GRUS[:1], "cpu", eval_size=100)  # another group holding the first GRU
     assert checkpoint.checkpoints() == saved  # both refusals left it as it was
     for field, value in (("torch", "0.0"), ("cpu_model", "another CPU"), ("code_version", -1)):
         info_path = next((cache_root / "checkpoints" / "gru").glob("*.json"))
         info = json.loads(info_path.read_text())
         info_path.write_text(json.dumps({**info, "meta": {**info["meta"], field: value}}))
         with pytest.raises(checkpoint.CheckpointMismatch, match=f"{value} where this run has"):
-            get_grus(GRUS, "cpu", eval_size=100)
+            get_rnns(GRUS, "cpu", eval_size=100)
         info_path.write_text(json.dumps(info))
     info_path = next((cache_root / "checkpoints" / "gru").glob("*.json"))
     info = json.loads(info_path.read_text())
     info_path.write_text(json.dumps({**info, "meta": {**info["meta"], "cpu_model": "another CPU"}}))
     monkeypatch.setenv(checkpoint.ELSEWHERE_ENV, "1")  # train --continue-elsewhere: another CPU is accepted
     with pytest.raises(Stopped, match="step 16 of"):
-        get_grus(GRUS, "cpu", eval_size=100, stop=at_step(1))  # resumed at 15, one step more
+        get_rnns(GRUS, "cpu", eval_size=100, stop=at_step(1))  # resumed at 15, one step more
     info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "meta": {**info["meta"], "code_version": -1}}))
     with pytest.raises(checkpoint.CheckpointMismatch, match="nothing here continues it"):
-        get_grus(GRUS, "cpu", eval_size=100)  # but not other code
+        get_rnns(GRUS, "cpu", eval_size=100)  # but not other code
     monkeypatch.setenv(checkpoint.DISCARD_ENV, "1")  # train --discard-checkpoints
-    get_grus(GRUS[:1], "cpu", eval_size=100)
+    get_rnns(GRUS[:1], "cpu", eval_size=100)
     assert checkpoint.checkpoints() == []
     (aside,) = (cache_root / "checkpoints" / "discarded").iterdir()
     assert sorted(f.suffix for f in aside.iterdir()) == [".json", ".pt"]  # set aside, not deleted
@@ -143,10 +143,10 @@ def test_a_shipped_gru_retrained_by_the_loop_retraces_its_recorded_curve():
     first two points of its recorded curve come back (to float rounding of another CPU: measured on
     an Intel Xeon against the AMD EPYC that trained it, the same accuracies and losses within 2e-7)."""
     from onion_gru.profiles import get_profile
-    from onion_gru.train import train_grus
+    from onion_gru.train import train_rnns
     config = RNNConfig.from_profile(get_profile("laptop"), 48, "autoregressive", 0)
-    shipped = cache.read_manifest("gru", *gru_entry(config), root=cache.DEFAULT_ROOT)["metrics"]["curve"][:2]
-    _, (metrics,) = train_grus([replace(config, budget=replace(config.budget, max_steps=1000))], "cpu", eval_size=1000)
+    shipped = cache.read_manifest("gru", *rnn_entry(config), root=cache.DEFAULT_ROOT)["metrics"]["curve"][:2]
+    _, (metrics,) = train_rnns([replace(config, budget=replace(config.budget, max_steps=1000))], "cpu", eval_size=1000)
     assert [p["step"] for p in metrics["curve"]] == [p["step"] for p in shipped] == [500, 1000]
     for point, recorded in zip(metrics["curve"], shipped):
         assert point["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.002)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from onion_gru import cache
-from onion_gru.train import RNNConfig, evaluate, get_gru, get_grus, train_grus
+from onion_gru.train import RNNConfig, evaluate, get_rnn, get_rnns, train_rnns
 from onion_gru.loop import BatchSampler, optimizer
 from onion_gru.data import load
 from onion_gru.model import RepeatRNN
@@ -38,11 +38,11 @@ def test_tiny_model_learns_short_sequences_quickly(monkeypatch):
 
 
 def test_same_seed_gives_identical_weights():
-    a, _ = train_grus([TINY], "cpu", eval_size=100)
-    b, _ = train_grus([TINY], "cpu", eval_size=100)
+    a, _ = train_rnns([TINY], "cpu", eval_size=100)
+    b, _ = train_rnns([TINY], "cpu", eval_size=100)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(v, w), k
-    c, _ = train_grus([replace(TINY, seed=1)], "cpu", eval_size=100)
+    c, _ = train_rnns([replace(TINY, seed=1)], "cpu", eval_size=100)
     assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
 
 
@@ -53,9 +53,9 @@ def test_a_gru_trained_in_a_group_is_the_gru_trained_alone(monkeypatch):
     configs = [TINY, replace(TINY, variant="no_input", seed=1), replace(TINY, seed=2)]
     torch.set_default_dtype(torch.float64)
     try:
-        group, metrics = train_grus(configs, "cpu", eval_size=100)
+        group, metrics = train_rnns(configs, "cpu", eval_size=100)
         for k, config in enumerate(configs):
-            alone, (alone_metrics,) = train_grus([config], "cpu", eval_size=100)
+            alone, (alone_metrics,) = train_rnns([config], "cpu", eval_size=100)
             start = RepeatRNN(config.model_config)
             for name, value in alone.member_state(0).items():
                 torch.testing.assert_close(group.member_state(k)[name], value, rtol=0, atol=1e-10)
@@ -69,15 +69,15 @@ def test_a_gru_stopped_by_the_rule_is_the_gru_trained_to_that_step():
     """min_gain 2 (no curve gains that much): the rule stops at min_steps, 12 of a 60-step cap; the
     model kept, its curve and its step count are those of a fixed 12-step run."""
     ruled = replace(TINY, budget=Budget(60, 6, min_steps=12, patience=6, min_gain=2.0, curve_size=100))
-    model, (metrics,) = train_grus([ruled], "cpu", eval_size=100)
-    fixed, (fixed_metrics,) = train_grus([replace(TINY, budget=Budget.fixed(12, 6, curve_size=100))], "cpu", eval_size=100)
+    model, (metrics,) = train_rnns([ruled], "cpu", eval_size=100)
+    fixed, (fixed_metrics,) = train_rnns([replace(TINY, budget=Budget.fixed(12, 6, curve_size=100))], "cpu", eval_size=100)
     assert metrics["steps"] == fixed_metrics["steps"] == 12 and [p["step"] for p in metrics["curve"]] == [6, 12]
     for (name, value), other in zip(model.state_dict().items(), fixed.state_dict().values()):
         assert torch.equal(value, other), name
 
 
 def test_metrics_have_curve_lengths_and_longer_sets():
-    _, (metrics,) = train_grus([TINY], "cpu", eval_size=200)
+    _, (metrics,) = train_rnns([TINY], "cpu", eval_size=200)
     assert [p["step"] for p in metrics["curve"]] == [6, 12]
     assert set(metrics["valid"]["by_length"]) == set(range(2, 10))
     assert set(metrics["longer"]) == {"valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat"}
@@ -114,20 +114,20 @@ def test_get_grus_trains_only_the_missing_members(cache_root):
     """One GRU cached first; asking for it and another trains only the other, and each entry is
     the model trained alone (float32, same machine: the same bits)."""
     other = replace(TINY, seed=1)
-    first, _ = get_gru(TINY, "cpu", eval_size=100)
-    group, manifests = get_grus([TINY, other], "cpu", eval_size=100)
+    first, _ = get_rnn(TINY, "cpu", eval_size=100)
+    group, manifests = get_rnns([TINY, other], "cpu", eval_size=100)
     assert torch.equal(group.member_state(0)["rnn.weight_hh_l0"], first.member_state(0)["rnn.weight_hh_l0"])
     assert [m["metrics"]["group_size"] for m in manifests] == [1, 1]
     assert len(list(cache_root.glob("gru/*/manifest.json"))) == 2
 
 
 def test_get_gru_caches_and_freezes(cache_root):
-    model, manifest = get_gru(TINY, "cpu", eval_size=100)
+    model, manifest = get_rnn(TINY, "cpu", eval_size=100)
     assert not any(p.requires_grad for p in model.parameters())
     entry = cache.entry_dir("gru", TINY.label, asdict(TINY))
     assert entry.parent.parent == cache_root and (entry / "manifest.json").exists()
     assert manifest["config"] == asdict(TINY) and manifest["metrics"]["curve"]
-    again, _ = get_gru(TINY, "cpu")  # a hit: same weights, no training
+    again, _ = get_rnn(TINY, "cpu")  # a hit: same weights, no training
     assert torch.equal(again.rnn.weight_hh_l0, model.rnn.weight_hh_l0)
 
 

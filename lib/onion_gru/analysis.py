@@ -18,7 +18,7 @@ from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatRNN, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import RNNConfig, get_grus, gru_hash
+from .train import RNNConfig, get_rnns, rnn_hash
 from .loop import check_group, default_device, exact_matches, fit, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
@@ -49,7 +49,7 @@ class AnalysisConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, gru: RNNConfig) -> "AnalysisConfig":
-        return cls(method, gru_hash(gru), profile.analysis, gru.seed, profile.train_size, profile.eval_size,
+        return cls(method, rnn_hash(gru), profile.analysis, gru.seed, profile.train_size, profile.eval_size,
                    profile.batch_size, orthogonal_map=profile.orthogonal_map if METHODS[method].rotated else "matrix_exp")
 
 
@@ -179,7 +179,7 @@ def train_methods(gru: RepeatRNN, configs: list[AnalysisConfig], train_data=None
 
 def analysis_entry(gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
     """The cache label and config of an analysis."""
-    if config.gru_hash != gru_hash(gru_config):
+    if config.gru_hash != rnn_hash(gru_config):
         raise ValueError("AnalysisConfig.gru_hash does not match the GRU config")
     return f"{gru_config.label}-{config.method}", asdict(config)
 
@@ -192,7 +192,7 @@ def get_analyses(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], de
     False: missing ones raise ``cache.Missing``."""
 
     def train_missing(missing, checkpoint):
-        gru, _ = get_grus([gru_configs[i] for i in missing], device)
+        gru, _ = get_rnns([gru_configs[i] for i in missing], device)
         module, metrics = train_methods(gru, [configs[i] for i in missing], checkpoint=checkpoint, stop=stop)
         return [member_state(module.state_dict(), j) for j in range(len(missing))], metrics
     found = load_or_compute("analysis", [analysis_entry(g, c) for g, c in zip(gru_configs, configs)],
@@ -225,7 +225,7 @@ def get_positions(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], c
 
     def evaluate(missing, checkpoint):
         grus, found = [gru_configs[i] for i in missing], [configs[i] for i in missing]
-        gru, _ = get_grus(grus, device, train=False)
+        gru, _ = get_rnns(grus, device, train=False)
         module, _ = get_analyses(grus, found, device, train=False)
         tokens, lengths = data.load(module.eval_sets[0], size=found[0].eval_size)
         results = evaluate_positions(gru, module, tokens, lengths)

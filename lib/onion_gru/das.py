@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .profiles import Profile
-from .train import RNNConfig, gru_hash
+from .train import RNNConfig, rnn_hash
 
 PYVENE_VERSION = "0.1.8"  # pyproject.toml's extra; part of every key, since the results are pyvene's
 DAS_POSITIONS = (0, 4, 8)
@@ -34,7 +34,7 @@ class DASConfig:
 
     @classmethod
     def of(cls, gru: RNNConfig, position: int) -> "DASConfig":
-        return cls(gru_hash(gru), position, rank=max(1, gru.model_config.state_size // 8))
+        return cls(rnn_hash(gru), position, rank=max(1, gru.model_config.state_size // 8))
 
 
 def das_entry(gru: RNNConfig, config: DASConfig) -> tuple[str, dict]:

@@ -33,9 +33,9 @@ def configs_of(job: Job):
 def entry(job: Job) -> tuple[str, str, dict]:
     """The cache kind, label and config of the job's entry."""
     from .analysis import analysis_entry
-    from .train import gru_entry
+    from .train import rnn_entry
     gru, analysis = configs_of(job)
-    return ("gru", *gru_entry(gru)) if analysis is None else ("analysis", *analysis_entry(gru, analysis))
+    return ("gru", *rnn_entry(gru)) if analysis is None else ("analysis", *analysis_entry(gru, analysis))
 
 
 def positions_entry(job: Job) -> tuple[str, str, dict]:
@@ -87,7 +87,7 @@ def reuse_replayed(job: Job) -> str | None:
     curve (``Budget.stop_index``; training does not depend on the cap), stops it at the same step:
     the same run.  Returns what was reused, or None."""
     from .profiles import PROFILES
-    from .train import RNNConfig, gru_entry
+    from .train import RNNConfig, rnn_entry
     kind, label, config = entry(job)
     if kind != "gru":
         return None
@@ -96,13 +96,13 @@ def reuse_replayed(job: Job) -> str | None:
         if other.gru == budget or replace(other.gru, max_steps=0) != replace(budget, max_steps=0):
             continue
         source = RNNConfig.from_profile(other, job.size, job.variant, job.seed)
-        if {**asdict(source), "budget": None} != {**config, "budget": None} or cache.state("gru", *gru_entry(source)) != cache.DONE:
+        if {**asdict(source), "budget": None} != {**config, "budget": None} or cache.state("gru", *rnn_entry(source)) != cache.DONE:
             continue
-        metrics = cache.read_manifest("gru", *gru_entry(source))["metrics"]
+        metrics = cache.read_manifest("gru", *rnn_entry(source))["metrics"]
         steps, accuracies = [p["step"] for p in metrics["curve"]], [p["accuracy"] for p in metrics["curve"]]
         if metrics["flattened"] and budget.stop_index(steps, accuracies) == len(steps) - 1:
             note = {"profile": other.name, "why": f"flattened at {steps[-1]:,} of its {other.gru.max_steps:,}-step cap; "
                     f"the same rule stops it there under a cap of {budget.max_steps:,}"}
-            cache.copy_entry("gru", gru_entry(source), (label, config), note)
+            cache.copy_entry("gru", rnn_entry(source), (label, config), note)
             return f"{job.label}: reused from profile {other.name} ({note['why']})"
     return None

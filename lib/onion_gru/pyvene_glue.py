@@ -34,7 +34,7 @@ from .das import DAS_POSITIONS, PYVENE_VERSION, DASConfig, das_cells, das_entry
 from .interventions import LinearBigram, LinearUnigram, OnionUnigram
 from .model import RepeatRNN
 from .profiles import Profile
-from .train import RNNConfig, get_gru, gru_entry
+from .train import RNNConfig, get_rnn, rnn_entry
 
 if importlib.metadata.version("pyvene") != PYVENE_VERSION:
     warnings.warn(f"pyvene {importlib.metadata.version('pyvene')} is installed; this glue was tested with "
@@ -47,7 +47,7 @@ class StateModel(nn.Module):
     def __init__(self, rnn: RepeatRNN):
         super().__init__()
         if len(getattr(rnn, "configs", [None])) != 1:  # (the hand-built stores of toy.py are one model)
-            raise ValueError("StateModel wraps a group of one model (analysis.get_analysis, train.get_gru)")
+            raise ValueError("StateModel wraps a group of one model (analysis.get_analysis, train.get_rnn)")
         self.rnn, self.state = rnn, nn.Identity()
         self.config = types.SimpleNamespace(hidden_size=rnn.state_size)
 
@@ -170,7 +170,7 @@ def get_das(gru: RNNConfig, config: DASConfig, compute: bool = True) -> dict:
     never trains the GRU); ``compute`` False: a missing one raises ``cache.Missing``."""
 
     def train(missing, checkpoint):
-        model, _ = get_gru(gru, device="cpu", train=False)
+        model, _ = get_rnn(gru, device="cpu", train=False)
         state, metrics = train_das(model, config)
         return [state], [metrics]
     (found,) = load_or_compute("das", [das_entry(gru, config)], train if compute else None)
@@ -186,7 +186,7 @@ def run_das(profiles: list[Profile], positions=DAS_POSITIONS) -> list[str]:
             for p in positions:
                 label, config = das_entry(gru, DASConfig.of(gru, p))
                 key = cache.entry_key(label, config)
-                if (cache.state("gru", *gru_entry(gru)) == cache.DONE and not cache.is_done("das", label, config)
+                if (cache.state("gru", *rnn_entry(gru)) == cache.DONE and not cache.is_done("das", label, config)
                         and key not in keys):
                     todo.append((gru, p))
                     keys.add(key)

@@ -14,7 +14,7 @@ from .analysis import INTERVENTION_METHODS, METHODS
 from .das import DAS_POSITIONS, DASConfig, das_cells, das_entry
 from .jobs import entry, positions_entry, profile_jobs
 from .profiles import Profile
-from .train import RNNConfig, get_gru
+from .train import RNNConfig, get_rnn
 
 
 class MissingResults(LookupError):
@@ -44,16 +44,16 @@ def _cell(profile: Profile, job) -> dict:
     return {"cell": profile.cell, "size": job.size, "variant": job.variant, "seed": job.seed}
 
 
-def load_gru(profile: Profile, size: int, variant: str, seed: int):
+def load_rnn(profile: Profile, size: int, variant: str, seed: int):
     """The profile's trained GRU (model, manifest) from the cache, never trained here."""
     config = RNNConfig.from_profile(profile, size, variant, seed)
     try:
-        return get_gru(config, device="cpu", train=False)
+        return get_rnn(config, device="cpu", train=False)
     except cache.Missing:
         raise MissingResults(profile, [config.label]) from None
 
 
-def gru_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
+def rnn_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
     """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
     rows = []
     for job, manifest in _found(profile, profile_jobs(profile), partial):
@@ -64,7 +64,7 @@ def gru_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gru_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
+def rnn_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
     """Validation accuracy against training steps, one row per (GRU, evaluation)."""
     return pd.DataFrame([{**_cell(profile, job), **point} for job, m in _found(profile, profile_jobs(profile), partial)
                          for point in m["metrics"]["curve"]])

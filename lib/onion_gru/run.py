@@ -57,7 +57,7 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
     if threads:
         torch.set_num_threads(threads)
     from .analysis import get_analyses
-    from .train import get_grus
+    from .train import get_rnns
     from .loop import Stopped
     start = time.time()
     configs = [configs_of(job) for job in jobs]
@@ -65,7 +65,7 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
     stop = (lambda: time.time() > deadline) if deadline else None
     try:
         if jobs[0].method is None:
-            manifests = get_grus(grus, eval_size=jobs[0].profile.eval_size, stop=stop)[1]
+            manifests = get_rnns(grus, eval_size=jobs[0].profile.eval_size, stop=stop)[1]
             accuracies = [m["metrics"]["valid"]["accuracy"] for m in manifests]
         else:
             manifests = get_analyses(grus, [analysis for _, analysis in configs], stop=stop)[1]

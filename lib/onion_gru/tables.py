@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .profiles import PAPER_SIZES, ROOT, Profile, get_profile
-from .results import analysis_results, gru_results
+from .results import analysis_results, rnn_results
 
 METHOD_LABELS = {
     "linear_unigram": "Linear Unigram", "linear_bigram": "Linear Bigram", "onion_unigram": "Onion Unigram",
@@ -134,7 +134,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
 
     def results(source: Profile) -> pd.DataFrame:
         if methods is None:
-            grus = gru_results(source, partial=True)
+            grus = rnn_results(source, partial=True)
             found = pd.concat([grus.assign(method=m, accuracy=grus[m]) for m in ("accuracy", "greedy_accuracy")]) if len(grus) else grus
         else:
             found = analysis_results(source, methods, sizes=[n for n in source.sizes if n in sizes], partial=True)

@@ -1,5 +1,5 @@
 """The repeat RNN (GRU, LSTM or Elman: ``RNNConfig.cell``) trained on the task by the one training
-loop (``loop.fit``), its evaluation, and the cached ``get_gru`` that every analysis uses."""
+loop (``loop.fit``), its evaluation, and the cached ``get_rnn`` that every analysis uses."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -75,7 +75,7 @@ class RNNTrainee:
         return self.module.member_state(k)
 
 
-def train_grus(configs: list[RNNConfig], device=None, eval_size: int | None = None,
+def train_rnns(configs: list[RNNConfig], device=None, eval_size: int | None = None,
                checkpoint: Checkpoint | None = None, stop=None) -> tuple[RepeatRNN, list[dict]]:
     """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order
     (``fit``; ``checkpoint`` and ``stop`` as there).  Returns the group, each member as it was when
@@ -99,17 +99,17 @@ def train_grus(configs: list[RNNConfig], device=None, eval_size: int | None = No
                     "seconds_per_step": seconds / step, "group_size": K} for k in range(K)]
 
 
-def gru_entry(config: RNNConfig) -> tuple[str, dict]:
+def rnn_entry(config: RNNConfig) -> tuple[str, dict]:
     """The cache label and config of a trained GRU."""
     return config.label, asdict(config)
 
 
-def gru_hash(config: RNNConfig) -> str:
+def rnn_hash(config: RNNConfig) -> str:
     """The cache key of a trained GRU: how an analysis names the model it studies."""
-    return cache.config_hash(gru_entry(config)[1])
+    return cache.config_hash(rnn_entry(config)[1])
 
 
-def get_grus(configs: list[RNNConfig], device=None, eval_size: int | None = None, stop=None, train: bool = True
+def get_rnns(configs: list[RNNConfig], device=None, eval_size: int | None = None, stop=None, train: bool = True
              ) -> tuple[RepeatRNN, list[dict]]:
     """The trained GRUs of ``configs`` as one frozen group in eval mode, and their manifests: each
     from the cache, the missing ones trained now (as one group, resumed from its checkpoint if it has
@@ -118,17 +118,17 @@ def get_grus(configs: list[RNNConfig], device=None, eval_size: int | None = None
     device = device or default_device()
 
     def train_missing(missing, checkpoint):
-        model, metrics = train_grus([configs[i] for i in missing], device, eval_size, checkpoint, stop)
+        model, metrics = train_rnns([configs[i] for i in missing], device, eval_size, checkpoint, stop)
         return [model.member_state(j) for j in range(len(missing))], metrics
-    found = load_or_compute("gru", [gru_entry(c) for c in configs], train_missing if train else None)
+    found = load_or_compute("gru", [rnn_entry(c) for c in configs], train_missing if train else None)
     model = RepeatRNN([c.model_config for c in configs]).load_members([state for state, _ in found])
     model.to(device).eval().requires_grad_(False)
     return model, [manifest for _, manifest in found]
 
 
-def get_gru(config: RNNConfig, device=None, eval_size: int | None = None, train: bool = True
+def get_rnn(config: RNNConfig, device=None, eval_size: int | None = None, train: bool = True
             ) -> tuple[RepeatRNN, dict]:
     """One trained GRU (a group of one), from the cache or trained now and cached (``train`` as in
-    ``get_grus``)."""
-    model, (manifest,) = get_grus([config], device, eval_size, train=train)
+    ``get_rnns``)."""
+    model, (manifest,) = get_rnns([config], device, eval_size, train=train)
     return model, manifest

@@ -34,7 +34,7 @@ seed = seed if seed in P.seeds else P.seeds[0]
 
 models = {"toy: linear store": LinearStore(), "toy: onion store (γ=0.4)": OnionStore(0.4)}
 for size in P.sizes:
-    models[f"GRU N={size} (AR)"] = results.load_gru(P, size, "autoregressive", seed)[0]
+    models[f"GRU N={size} (AR)"] = results.load_rnn(P, size, "autoregressive", seed)[0]
 
 # %%
 rows, cosines = [], {}

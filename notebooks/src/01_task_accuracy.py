@@ -27,7 +27,7 @@ print(f"profile {P.name}: sizes {P.sizes}, seeds {P.seeds}, GRUs trained {P.gru.
 # Mean ± sample std over seeds.  Trained models come from the cache in `data/` (or are trained now).
 
 # %%
-runs = results.gru_results(P)
+runs = results.rnn_results(P)
 rows = []
 for metric in ("accuracy", "greedy_accuracy", "valid_longer_1", "valid_longer_2"):
     agg = tables.aggregate(runs.assign(method=metric), P, value=metric)
@@ -48,7 +48,7 @@ print(md)
 by_len = runs.melt(id_vars=["size", "variant", "seed"], value_vars=[c for c in runs if c.startswith("length_")],
                    var_name="length", value_name="acc")
 by_len["length"] = by_len["length"].str.replace("length_", "").astype(int)
-curves = results.gru_curves(P)
+curves = results.rnn_curves(P)
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), layout="constrained")
 sns.lineplot(by_len, x="length", y="acc", hue="size", style="variant", marker="o", ax=axes[0], palette="viridis")
 axes[0].set(xlabel="sequence length", ylabel="exact match", title="validation accuracy by length")

@@ -17,12 +17,7 @@
 profile = "laptop"
 
 # %%
-import json
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 
 from onion_gru import claims, figures, notebook, profiles, results, tables
 from onion_gru.analysis import INTERVENTION_METHODS

@@ -25,7 +25,7 @@ P = notebook.active_profile(profile)
 figures.set_style()
 size = size if size in P.sizes else max(P.sizes)  # the smoke profile has no N = 64
 seed = seed if seed in P.seeds else P.seeds[0]
-model, manifest = results.load_gru(P, size, "autoregressive", seed)
+model, manifest = results.load_rnn(P, size, "autoregressive", seed)
 print(f"N={size} autoregressive GRU, seed {seed}: validation accuracy {manifest['metrics']['valid']['accuracy']:.3f}")
 
 # %%

@@ -26,9 +26,9 @@ figures.set_style()
 print(f"profile {P.name}\nGRUs: {P.gru.describe()}\nanalyses: {P.analysis.describe()}")
 
 # %%
-gru_curves = results.gru_curves(P).assign(method="gru")
-curves = pd.concat([gru_curves, results.analysis_curves(P, list(METHODS))], ignore_index=True)
-runs = pd.concat([results.gru_results(P).assign(method="gru"), results.analysis_results(P, list(METHODS))],
+rnn_curves = results.rnn_curves(P).assign(method="gru")
+curves = pd.concat([rnn_curves, results.analysis_curves(P, list(METHODS))], ignore_index=True)
+runs = pd.concat([results.rnn_results(P).assign(method="gru"), results.analysis_results(P, list(METHODS))],
                  ignore_index=True)[["size", "variant", "seed", "method", "steps", "flattened", "accuracy"]]
 _ = tables.save_table(runs.assign(profile=P.name), "06_curves", P)  # (no absolute paths in the output)
 

@@ -44,7 +44,7 @@ for cell, C in CELLS.items():  # the cells' models have the floor (profiles.CELL
 print(f"analyses: {P.analysis.describe()}")
 
 # %%
-models = pd.concat([results.gru_results(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
+models = pd.concat([results.rnn_results(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
 runs = pd.concat([results.analysis_results(C, list(METHODS), partial=partial[cell])
                   for cell, C in CELLS.items()], ignore_index=True)
 missing = [cell for cell in CELLS if cell not in set(models.get("cell", []))]
@@ -60,7 +60,7 @@ print(f"shipped or trained: {sorted(set(models.cell))}; missing: {missing or 'no
 task = tables.aggregate(models.assign(method="task"), P, by=("cell", "size", "variant", "method"))
 task["profile"] = task.cell.map({cell: C.name for cell, C in CELLS.items()})
 print(task.pivot_table(index=["cell", "variant"], columns="size", values="mean", sort=False).round(3).to_string())
-curves = pd.concat([results.gru_curves(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
+curves = pd.concat([results.rnn_curves(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
 if len(curves):
     grid = sns.relplot(curves.assign(run=curves.variant + curves.seed.astype(str)), x="step", y="accuracy",
                        hue="size", style="variant", units="run", estimator=None, col="cell", kind="line",

@@ -84,9 +84,9 @@ if len(runs):
 # flattening are listed: their numbers are lower bounds.
 
 # %%
-curves = preferred([[results.gru_curves(p, partial=True).assign(method="gru"), results.analysis_curves(p, G.methods, partial=True)]
+curves = preferred([[results.rnn_curves(p, partial=True).assign(method="gru"), results.analysis_curves(p, G.methods, partial=True)]
                     for p in sources])
-grus = preferred([[results.gru_results(p, partial=True).assign(method="gru")] for p in sources])
+grus = preferred([[results.rnn_results(p, partial=True).assign(method="gru")] for p in sources])
 ran = pd.concat([f for f in (grus, runs) if len(f)] or [pd.DataFrame()], ignore_index=True)  # the analyses' results are `runs`
 if len(curves):
     panels = {"gru": "GRU (task)", **{m: tables.METHOD_LABELS[m] for m in G.methods}}

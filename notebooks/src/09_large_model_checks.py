@@ -40,8 +40,8 @@ def compared(check):
     parts = [results.analysis_results(check, check.methods, sizes=sizes, partial=True)]
     ref = [results.analysis_results(reference, check.methods, sizes=sizes, partial=True)]
     if check.precision != reference.precision:  # new GRUs: their own task accuracy is compared too
-        parts.append(results.gru_results(check, partial=True).assign(method="gru (task)"))
-        ref.append(results.gru_results(reference, partial=True).assign(method="gru (task)"))
+        parts.append(results.rnn_results(check, partial=True).assign(method="gru (task)"))
+        ref.append(results.rnn_results(reference, partial=True).assign(method="gru (task)"))
     keys = ["size", "variant", "method", "seed"]
     ours, theirs = (pd.concat([p for p in frames if len(p)], ignore_index=True) if any(len(p) for p in frames)
                     else pd.DataFrame(columns=keys + ["accuracy", "steps", "flattened"]) for frames in (parts, ref))

@@ -28,7 +28,6 @@ import pandas as pd
 import seaborn as sns
 
 from onion_gru import claims, figures, notebook, results, tables
-from onion_gru.das import DAS_POSITIONS
 from onion_gru.profiles import PAPER_SIZES, get_profile
 
 P = notebook.active_profile(profile)
