@@ -43,25 +43,27 @@ def test_aggregate_and_markdown_carry_the_steps_run():
     assert "| No input | Onion Unigram | 6,500 |" in tables.wide_markdown(agg)
 
 
-def test_onion_beats_linear_needs_both_a_failing_linear_and_a_margin():
-    def table(lin, onion):
-        return pd.DataFrame({"size": [48, 48], "variant": ["autoregressive"] * 2,
-                             "method": ["linear_unigram", "onion_unigram"], "mean": [lin, onion]})
-    assert claims.onion_beats_linear(table(0.01, 0.78), 48, "autoregressive") == (0.01, 0.78, True)
-    assert not claims.onion_beats_linear(table(0.23, 0.90), 48, "autoregressive")[2]  # linear works
-    assert not claims.onion_beats_linear(table(0.00, 0.25), 48, "autoregressive")[2]  # onion too weak
-    assert not claims.onion_beats_linear(table(0.049, 0.30), 48, "autoregressive")[2]  # margin 0.251
+def test_onion_beats_linear_decides_on_the_intervals_of_the_linear_accuracy_and_the_margin():
+    def runs(lin, onion):  # per seed
+        return pd.DataFrame([{"size": 48, "variant": "autoregressive", "method": m, "seed": s, "accuracy": a}
+                             for m, values in (("linear_unigram", lin), ("onion_unigram", onion))
+                             for s, a in enumerate(values)])
+    lin, margin, ok = claims.onion_beats_linear(runs([0.0, 0.0, 0.0], [0.78, 0.80, 0.82]), 48, "autoregressive")
+    assert (lin.mean, round(margin.mean, 6), ok) == (0.0, 0.8, True)
+    assert claims.onion_beats_linear(runs([0.2, 0.25, 0.3], [0.9, 0.9, 0.9]), 48, "autoregressive")[2] is False  # linear works
+    assert claims.onion_beats_linear(runs([0.0] * 3, [0.1] * 3), 48, "autoregressive")[2] is False  # onion too weak
+    assert claims.onion_beats_linear(runs([0.0, 0.0], [0.4, 0.9]), 48, "autoregressive")[2] == claims.UNDECIDED
 
 
-def test_linear_at_largest_reads_the_largest_size_run_and_needs_it_to_work():
-    def table(means):  # a six-size table's linear unigram row, sizes out of order as profiles add them
-        sizes = [1024, 48, 256][:len(means)]
-        return pd.DataFrame({"size": sizes, "variant": "no_input", "method": "linear_unigram", "mean": means,
-                             "capped": False})
-    lo, hi, ok = claims.linear_at_largest(table([0.95, 0.00, 0.99]), "no_input")
-    assert (lo["size"], hi["size"], hi["mean"], ok) == (48, 1024, 0.95, True)
-    assert not claims.linear_at_largest(table([0.79, 0.00, 0.99]), "no_input")[2]  # largest below 0.8
-    assert not claims.linear_at_largest(table([0.90, 0.88]), "no_input")[2]  # no rise from the smallest
+def test_linear_at_largest_reads_the_largest_size_run_and_decides_on_intervals():
+    def runs(cells):  # {size: per-seed linear unigram accuracies}, sizes out of order as profiles add them
+        return pd.DataFrame([{"size": n, "variant": "no_input", "method": "linear_unigram", "seed": s, "accuracy": a}
+                             for n, values in cells.items() for s, a in enumerate(values)])
+    lo, hi, ok = claims.linear_at_largest(runs({1024: [0.95, 0.96, 0.97], 48: [0.0, 0.0, 0.0], 256: [0.99] * 3}), "no_input")
+    assert (lo.mean, round(hi.mean, 6), ok) == (0.0, 0.96, True)
+    assert claims.linear_at_largest(runs({1024: [0.70, 0.72, 0.74], 48: [0.0] * 3}), "no_input")[2] is False  # below 0.8
+    assert claims.linear_at_largest(runs({1024: [0.9] * 3, 48: [0.89] * 3}), "no_input")[2] is False  # no rise
+    assert claims.linear_at_largest(runs({1024: [0.6, 1.0], 48: [0.0, 0.0]}), "no_input")[2] == claims.UNDECIDED
 
 
 def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):

@@ -1,9 +1,18 @@
 """Claims: each notebook's statements, their thresholds and the decisions drawn from the numbers,
 recorded in ``<figures>/<stem>_claims.csv``, from which the README's verdict tables are generated
 (``onion_gru.docs``).
+
+A claim about a cell of seeds is decided on the 95% t-interval of its mean over seeds (``interval``),
+never on the mean alone: SUPPORTED when the interval lies on the claim's side of its threshold, NOT
+SUPPORTED when it lies on the other side, UNDECIDED when it straddles the threshold (or one seed
+gives no interval).  A claim over several cells holds when each does (``all_of``).
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
 from .profiles import Profile
@@ -22,10 +31,12 @@ LINEAR_FAILS_BELOW = 0.05
 ONION_MARGIN = 0.3
 
 
-def onion_beats_linear(table: pd.DataFrame, size: int, variant: str) -> tuple[float, float, bool]:
-    """(linear unigram mean, onion mean, whether linear < 0.05 and onion - linear >= 0.3)."""
-    lin, onion = (mean_of(table, m, size, variant) for m in ("linear_unigram", "onion_unigram"))
-    return lin, onion, bool(lin < LINEAR_FAILS_BELOW and onion - lin >= ONION_MARGIN)
+def onion_beats_linear(runs: pd.DataFrame, size: int, variant: str) -> tuple[Interval, Interval, object]:
+    """The intervals of the linear unigram accuracy and of the onion's margin over it (per seed: the
+    same GRU), and the decision: linear below 0.05 and the margin at least 0.3."""
+    lin, onion = (seeds_of(runs, size, variant, m) for m in ("linear_unigram", "onion_unigram"))
+    return (interval(lin), interval(onion - lin),
+            all_of([decide(lin, LINEAR_FAILS_BELOW, above=False), decide(onion - lin, ONION_MARGIN)]))
 
 
 # Notebook 02's last claim: an intervention that reaches 0.8 works (the GRUs themselves reach 0.9-1.0).
@@ -33,12 +44,15 @@ LINEAR_WORKS_ABOVE = 0.8
 LINEAR_GAIN = 0.05
 
 
-def linear_at_largest(sizes_table: pd.DataFrame, variant: str) -> tuple[pd.Series, pd.Series, bool]:
-    """The linear unigram cells of a six-size table (``across_sizes``) at the smallest and the largest
-    N run, and whether the largest works (>= 0.8) and beats the smallest by at least 0.05."""
-    cells = sizes_table[(sizes_table.method == "linear_unigram") & (sizes_table.variant == variant)].sort_values("size")
-    lo, hi = cells.iloc[0], cells.iloc[-1]
-    return lo, hi, bool(hi["mean"] >= LINEAR_WORKS_ABOVE and hi["mean"] - lo["mean"] >= LINEAR_GAIN)
+def linear_at_largest(sized_runs: pd.DataFrame, variant: str) -> tuple[Interval, Interval, object]:
+    """The linear unigram cells of the six-size runs (``tables.across_sizes``) at the smallest and the
+    largest N run, and the decision: the largest works (>= 0.8) and beats the smallest by at least
+    0.05 (the interval of the difference of two models' means, ``difference``)."""
+    lin = sized_runs[(sized_runs.method == "linear_unigram") & (sized_runs.variant == variant)]
+    lo_size, hi_size = lin["size"].min(), lin["size"].max()
+    lo, hi = (seeds_of(lin, n, variant, "linear_unigram") for n in (lo_size, hi_size))
+    decision = all_of([decide(hi, LINEAR_WORKS_ABOVE), decide(difference(hi, lo), LINEAR_GAIN)])
+    return interval(lo), interval(hi), decision
 
 
 # Notebooks 08 and 10: a GRU stores tokens linearly where the linear unigram intervention succeeds
@@ -53,7 +67,84 @@ def switch_size(means: pd.Series, threshold: float = LINEAR_FROM) -> int | None:
     return next((n for i, n in enumerate(sizes) if all(means[m] >= threshold for m in sizes[i:])), None)
 
 
-def verdict(supported: bool | None) -> str:
+# Student's t, two-sided 95% (the 0.975 quantile) by degrees of freedom; beyond 30 the normal's.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The mean of a cell's seeds and its 95% t-interval (lo, hi NaN for a single seed)."""
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def text(self) -> str:
+        if self.n < 2:
+            return f"{self.mean:.2f} (n = {self.n}, no interval)"
+        return f"{self.mean:.2f} [{self.lo:.2f}, {self.hi:.2f}] (n = {self.n})"
+
+
+def interval(values) -> Interval:
+    """The t-interval of the mean of ``values`` (one per seed): mean ± t(0.975, n - 1) x sd / sqrt(n)."""
+    values = np.asarray(values, dtype=float)
+    n, mean = len(values), float(values.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * values.std(ddof=1) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+UNDECIDED = "undecided"  # a decision whose interval straddles its threshold (beside True, False, None)
+
+
+def difference(a, b) -> Interval:
+    """The interval of mean(a) - mean(b) for seeds of two different models (unpaired): the standard
+    error of each mean added in quadrature, with the t of the smaller sample (conservative)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    mean, n = float(a.mean() - b.mean()), min(len(a), len(b))
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def decide(values, threshold: float, above: bool = True):
+    """True when the interval of ``values`` (one per seed, or an ``Interval``) lies at or above
+    ``threshold`` (``above``; below it otherwise), False when it lies wholly on the other side,
+    ``UNDECIDED`` when it straddles it or there is one seed, None when there is no value."""
+    iv = values if isinstance(values, Interval) else interval(values) if len(values) else None
+    if iv is None:
+        return None
+    if iv.n < 2:
+        return UNDECIDED
+    on_side, off_side = (iv.lo >= threshold, iv.hi < threshold) if above else (iv.hi < threshold, iv.lo >= threshold)
+    return True if on_side else False if off_side else UNDECIDED
+
+
+def seeds_of(runs: pd.DataFrame, size: int, variant: str, method: str | None = None,
+             value: str = "accuracy") -> np.ndarray:
+    """A cell's per-seed values, in seed order (``method`` None: ``runs`` has no method column)."""
+    cell = runs[(runs["size"] == size) & (runs.variant == variant)]
+    if method is not None:
+        cell = cell[cell.method == method]
+    return cell.sort_values("seed")[value].to_numpy(dtype=float)
+
+
+def all_of(decisions):
+    """A claim over several cells: NOT SUPPORTED if any cell is, else NOT TESTABLE if any is, else
+    UNDECIDED if any is, else SUPPORTED."""
+    decisions = list(decisions)
+    for outcome in (False, None, UNDECIDED):
+        if any(d is outcome or d == outcome for d in decisions):
+            return outcome
+    return True
+
+
+def verdict(supported) -> str:
+    if supported is UNDECIDED:
+        return "UNDECIDED"
     return {True: "SUPPORTED", False: "NOT SUPPORTED", None: "NOT TESTABLE"}[supported]
 
 
@@ -67,12 +158,16 @@ def scope(stem: str, replication: str) -> None:
     _scopes[stem] = replication
 
 
-def claim(profile: Profile, stem: str, artefact: str, statement: str, supported: bool | None, evidence: str) -> None:
+def claim(profile: Profile, stem: str, artefact: str, statement: str, supported, evidence: str,
+          intervals: dict[str, Interval] | None = None) -> None:
     """Print a claim's verdict with its evidence and record it in ``<figures>/<stem>_claims.csv``,
     rewritten with every claim of the run so far: the results tables of the README and docs/ are
-    generated from these files (``onion_gru.docs``), never typed."""
+    generated from these files (``onion_gru.docs``), never typed.  ``intervals``: the interval of
+    each cell the verdict was decided on (its columns ``intervals`` and ``n``, the fewest seeds)."""
     rows = _claims.setdefault(stem, [])
     rows.append({"notebook": stem, "artefact": artefact, "claim": statement, "verdict": verdict(supported),
-                 "evidence": evidence, "replication": _scopes.get(stem, ""), "profile": profile.name})
+                 "evidence": evidence, "replication": _scopes.get(stem, ""), "profile": profile.name,
+                 "intervals": "; ".join(f"{k}: {v.text()}" for k, v in (intervals or {}).items()),
+                 "n": min((v.n for v in (intervals or {}).values()), default=None)})
     pd.DataFrame(rows).to_csv(figure_dir(profile) / f"{stem}_claims.csv", index=False)
     print(f"Claim '{statement}': {verdict(supported)} (profile {profile.name}): {evidence}")

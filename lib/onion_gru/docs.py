@@ -45,7 +45,9 @@ def claims_table(patterns: str, root: Path = ROOT) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
         replication = "" if pd.isna(getattr(r, "replication", "")) else getattr(r, "replication", "")
-        lines.append(f"| {r.artefact} | [`{r.notebook}`](notebooks/{r.notebook}.ipynb) | {r.claim} | **{r.verdict}** | "
+        n = getattr(r, "n", None)  # the fewest seeds of the cells it was decided on (claims.claim)
+        seeds = "" if n is None or pd.isna(n) else f" (n = {int(n)})"
+        lines.append(f"| {r.artefact} | [`{r.notebook}`](notebooks/{r.notebook}.ipynb) | {r.claim} | **{r.verdict}**{seeds} | "
                      f"{r.evidence} | {replication} |")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,51 @@
+"""Verdicts decided on intervals over seeds (claims.py): known answers of the t-interval, and the
+three outcomes of a decision and of a claim over several cells."""
+import math
+
+import pytest
+
+from onion_gru import claims
+
+
+def test_the_t_interval_of_two_and_five_seeds():
+    iv = claims.interval([0.0, 1.0])  # mean 0.5, sd 0.7071, se 0.5, t(0.975, 1) = 12.706
+    assert (iv.mean, iv.n) == (0.5, 2) and iv.lo == pytest.approx(0.5 - 6.353) and iv.hi == pytest.approx(0.5 + 6.353)
+    iv = claims.interval([0.80, 0.82, 0.84, 0.86, 0.88])  # sd 0.031623, se 0.014142, t(0.975, 4) = 2.776
+    assert iv.lo == pytest.approx(0.84 - 2.776 * 0.014142, abs=1e-5) and iv.hi == pytest.approx(0.84 + 0.039259, abs=1e-5)
+    assert claims.interval([0.3, 0.3, 0.3]).lo == claims.interval([0.3, 0.3, 0.3]).hi == pytest.approx(0.3)
+    one = claims.interval([0.7])
+    assert one.n == 1 and math.isnan(one.lo) and one.text() == "0.70 (n = 1, no interval)"
+
+
+def test_a_decision_is_supported_refuted_or_undecided_by_where_the_interval_lies():
+    assert claims.decide([0.95, 0.96, 0.97], 0.9) is True  # [0.935, 0.985] above 0.9
+    assert claims.decide([0.5, 0.6, 0.7], 0.9) is False  # [0.35, 0.85] below
+    assert claims.decide([0.85, 0.95], 0.9) == claims.UNDECIDED  # two seeds straddling
+    assert claims.decide([0.92], 0.9) == claims.UNDECIDED  # one seed: no interval
+    assert claims.decide([], 0.9) is None
+    assert claims.decide([0.0, 0.0], 0.05, above=False) is True  # equal seeds: decided
+    assert claims.decide([0.3, 0.31], 0.05, above=False) is False
+
+
+def test_a_claim_over_cells_fails_on_any_refuted_cell_and_waits_on_any_undecided_one():
+    U = claims.UNDECIDED
+    assert claims.all_of([True, True]) is True
+    assert claims.all_of([True, U, False]) is False
+    assert claims.all_of([True, U, None]) is None
+    assert claims.all_of([True, U]) == U
+    assert [claims.verdict(d) for d in (True, False, None, U)] == ["SUPPORTED", "NOT SUPPORTED", "NOT TESTABLE",
+                                                                  "UNDECIDED"]
+
+
+def test_the_interval_of_a_difference_of_two_models_adds_their_standard_errors():
+    iv = claims.difference([0.9, 1.0], [0.1, 0.2])  # each se 0.05: se 0.0707, t(0.975, 1) = 12.706
+    assert iv.mean == pytest.approx(0.8) and iv.hi - iv.mean == pytest.approx(12.706 * math.sqrt(0.005))
+    assert claims.decide(iv, 0.05) == claims.UNDECIDED
+    assert claims.decide(claims.difference([0.9, 0.9, 0.9], [0.1, 0.1, 0.1]), 0.05) is True
+
+
+def test_seeds_of_reads_one_cell_in_seed_order():
+    import pandas as pd
+    runs = pd.DataFrame({"size": [48, 48, 48, 64], "variant": ["a", "a", "a", "a"], "method": ["m", "m", "x", "m"],
+                         "seed": [1, 0, 0, 0], "accuracy": [0.2, 0.1, 0.9, 0.5]})
+    assert claims.seeds_of(runs, 48, "a", "m").tolist() == [0.1, 0.2]
