@@ -117,6 +117,18 @@ def test_das_of_a_cached_gru_is_cached_once_and_read_back(cache_root):
     assert DASConfig.of(gru, 0).rank == 2  # N / 8
     small = DASConfig(DASConfig.of(gru, 0).gru_hash, 0, 2, steps=20, batch_size=32, eval_size=100)
     metrics = get_das(gru, small)["metrics"]
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["seconds_per_step"] > 0 and metrics["position"] == 0
+    assert (metrics["position"], metrics["rank"]) == (0, 2) and 0 <= metrics["accuracy"] <= 1
+    # the floor is the GRU's own teacher-forced exact match of the counterfactual, computed here
+    # with our model alone: pairs i and 100 + i of the intervention set, position 0 from the source
+    import torch
+    from onion_gru import data
+    model, _ = get_rnn(gru, device="cpu", train=False)
+    tokens, _ = data.load("intervention")
+    base, source = tokens[:100].long(), tokens[100:200].long()
+    target, nine = base.clone(), torch.full((1, 100), 9)
+    target[:, 0] = source[:, 0]
+    with torch.no_grad():
+        logits = model.decode(model.encode(base[None], nine), target[None])
+    assert metrics["floor"] == pytest.approx((logits[0].argmax(-1) == target).all(-1).float().mean().item())
     assert cache.is_done("das", *das_entry(gru, small)) and get_das(gru, small, compute=False)["metrics"] == metrics
     assert results.das_results(smoke).empty  # the profile's own runs (1,000 steps) are other entries

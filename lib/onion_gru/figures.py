@@ -28,16 +28,26 @@ def save_figure(fig, stem: str, profile: Profile) -> list[Path]:
 
 
 def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}", sizes=None):
-    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds;
-    ``sizes``: the N on every panel's axis, run or not (default: the sizes each panel has)."""
+    """One panel per variant: accuracy against N, one line per method, error bars = std over seeds,
+    and each seed a faint dot beside its mean (so that a reader sees n); ``sizes``: the N on every
+    panel's axis, run or not (default: the sizes each panel has)."""
     import matplotlib.pyplot as plt
+    import numpy as np
     import seaborn as sns
     fig, axes = plt.subplots(1, len(variants), figsize=(3.5 * len(variants), 2.6), sharey=True,
                              layout="constrained", squeeze=False)
+    dodge = 0.3
     for ax, variant in zip(axes[0], variants):
         sub = runs[runs.variant == variant].assign(method=lambda d: d.method.map(METHOD_LABELS))
-        sns.pointplot(sub, x="size", y="accuracy", hue="method", ax=ax, errorbar="sd", dodge=0.3,
-                      markersize=4, linewidth=1, **({"order": list(sizes)} if sizes is not None else {}))
+        order = list(sizes) if sizes is not None else sorted(set(sub["size"]))
+        sns.pointplot(sub, x="size", y="accuracy", hue="method", ax=ax, errorbar="sd", dodge=dodge,
+                      markersize=4, linewidth=1, order=order)
+        hues = list(dict.fromkeys(sub.method))  # the point plot's hue order: first appearance
+        offsets = np.linspace(-dodge / 2, dodge / 2, len(hues)) if len(hues) > 1 else [0.0]
+        for hue, offset, color in zip(hues, offsets, sns.color_palette(n_colors=len(hues))):
+            seeds = sub[sub.method == hue]
+            ax.scatter([order.index(n) + offset for n in seeds["size"]], seeds["accuracy"], s=5, color=color,
+                       alpha=0.45, linewidths=0, zorder=1)
         ax.set(title=title.format(variant=VARIANT_LABELS[variant]), xlabel="hidden size N", ylabel=ylabel,
                ylim=(-0.02, 1.02))
         ax.legend(fontsize=6, title=None)

@@ -147,8 +147,9 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
         agg["capped"] = (~found.groupby(["size", "variant", "method"], sort=False)["flattened"].all().astype(bool)).to_numpy()
         tables.append(agg)
     table = pd.concat(tables, ignore_index=True).sort_values(["size"], kind="stable")
-    texts = [mean_std_text(m, s, n) + (f" {CAPPED}" if c else "") for m, s, n, c in
-             zip(table["mean"], table["std"], table["n"], table["capped"])]
+    varies = table["n"].nunique() > 1  # then every cell says its n (the seeds differ between columns)
+    texts = [mean_std_text(m, s, n) + (f" (n = {n})" if varies else "") + (f" {CAPPED}" if c else "")
+             for m, s, n, c in zip(table["mean"], table["std"], table["n"], table["capped"])]
     wide = _wide(table, texts, row_keys)
     for n in sizes:  # every paper size is a column, run or not
         wide[f"N={n}"] = wide.get(f"N={n}", NOT_RUN)
@@ -157,7 +158,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     header = {k: "" for k in row_keys} | {f"N={n}": f"`{sources[n]}`" if n in sources else NOT_RUN for n in sizes}
     header[row_keys[0]] = "profile"
     md = (to_markdown(pd.concat([pd.DataFrame([header]), wide], ignore_index=True))
-          + f"\nCells: mean ± std over the seeds run; {CAPPED}: a seed stopped at its cap still climbing (a lower "
+          + f"\nCells: mean ± std over the seeds run (n, where it differs between cells); {CAPPED}: a seed stopped at its cap still climbing (a lower "
             "bound); the profile row names where each column comes from (docs/profiles.md).\n")
     save_table(table, f"{stem}_sizes", profile, markdown=md)
     return runs, table, md
