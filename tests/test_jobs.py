@@ -205,7 +205,11 @@ def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     assert position_evaluations(plan) == []  # nothing trained yet
     gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["onion_unigram", "probe_linear"])
     run_jobs(gru_jobs + analysis_jobs, workers=1)
+    from onion_gru.status import job_rows
+    state = lambda: {r["job"]: r["state"] for r in job_rows(SMOKE, ["onion_unigram", "probe_linear"]) if r["kind"] == "positions"}
+    assert state() == {"N16-autoregressive-s0-onion_unigram (by position)": "missing"}  # status names it
     lines = position_evaluations(plan)
+    assert state() == {"N16-autoregressive-s0-onion_unigram (by position)": "done"}
     assert len(lines) == 1 and lines[0].startswith("N16-autoregressive-s0-onion_unigram: by position ")
     assert position_evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
     rows = results.position_results(SMOKE, ["onion_unigram"])
