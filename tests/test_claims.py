@@ -49,3 +49,18 @@ def test_seeds_of_reads_one_cell_in_seed_order():
     runs = pd.DataFrame({"size": [48, 48, 48, 64], "variant": ["a", "a", "a", "a"], "method": ["m", "m", "x", "m"],
                          "seed": [1, 0, 0, 0], "accuracy": [0.2, 0.1, 0.9, 0.5]})
     assert claims.seeds_of(runs, 48, "a", "m").tolist() == [0.1, 0.2]
+
+
+def test_switch_bounds_and_which_switches_first():
+    sure = {48: [0.0, 0.0, 0.0], 96: [0.2, 0.9], 128: [0.9, 0.91, 0.92], 256: [1.0, 1.0]}
+    assert claims.switch_bounds(sure) == (128, 96)  # 96 straddles 0.5: not ruled out, not sure
+    late = {48: [0.0] * 3, 96: [0.0] * 3, 128: [0.1] * 3, 256: [0.9] * 3}
+    assert claims.switch_bounds(late) == (256, 256)
+    assert claims.switches_first(claims.switch_bounds(sure), claims.switch_bounds(late)) is True
+    assert claims.switches_first(claims.switch_bounds(late), claims.switch_bounds(sure)) is False
+    straddling = {48: [0.0] * 3, 128: [0.2, 0.9], 256: [0.2, 0.9]}
+    assert claims.switch_bounds(straddling) == (None, 128)
+    assert claims.switches_first(claims.switch_bounds(straddling), (256, 128)) == claims.UNDECIDED
+    never = {48: [0.0] * 3, 128: [0.1] * 3}
+    assert claims.switch_bounds(never) == (None, None)
+    assert claims.switches_first((None, None), (None, None)) is None

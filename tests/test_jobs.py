@@ -8,7 +8,7 @@ import pytest
 
 from onion_gru import cache
 from onion_gru.jobs import Job, entry, is_done, missing_jobs
-from onion_gru.run import _run_submitit, needs, next_group, plan_groups, position_evaluations, run_jobs
+from onion_gru.run import _run_submitit, evaluations, needs, next_group, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import RNNConfig
 
@@ -197,21 +197,25 @@ def test_every_command_refuses_an_unknown_profile_with_the_choices(command):
     assert result.returncode == 2 and "unknown profile 'huge'" in result.stderr and "choose from" in result.stderr
 
 
-def test_trained_interventions_are_evaluated_by_position_once(cache_root):
-    """Only the trained interventions of a plan (not its probes, not a cell still untrained) get a
-    per-position evaluation, written to the cache once; results.position_results reads nine positions back."""
+def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once(cache_root):
+    """Only the trained interventions of a plan (not its probes, not a cell still untrained) get their
+    evaluations (one position at a time; on the length-9 set beside the GRU's own accuracy), written
+    to the cache once; results.position_results reads nine positions back, results.matched_results
+    the length-9 scores."""
     from onion_gru import results
     plan = [(SMOKE, ["onion_unigram", "probe_linear", "linear_unigram"])]
-    assert position_evaluations(plan) == []  # nothing trained yet
+    assert evaluations(plan) == []  # nothing trained yet
     gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["onion_unigram", "probe_linear"])
     run_jobs(gru_jobs + analysis_jobs, workers=1)
     from onion_gru.status import job_rows
-    state = lambda: {r["job"]: r["state"] for r in job_rows(SMOKE, ["onion_unigram", "probe_linear"]) if r["kind"] == "positions"}
-    assert state() == {"N16-autoregressive-s0-onion_unigram (by position)": "missing"}  # status names it
-    lines = position_evaluations(plan)
-    assert state() == {"N16-autoregressive-s0-onion_unigram (by position)": "done"}
-    assert len(lines) == 1 and lines[0].startswith("N16-autoregressive-s0-onion_unigram: by position ")
-    assert position_evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
+    state = lambda: {r["job"]: r["state"] for r in job_rows(SMOKE, ["onion_unigram", "probe_linear"])
+                     if r["kind"] in ("positions", "matched")}
+    label = "N16-autoregressive-s0-onion_unigram"
+    assert state() == {f"{label} (one position)": "missing", f"{label} (length 9)": "missing"}  # status names them
+    lines = evaluations(plan)
+    assert state() == {f"{label} (one position)": "done", f"{label} (length 9)": "done"}
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["by", "length"]
+    assert evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
     rows = results.position_results(SMOKE, ["onion_unigram"])
     assert rows.position.tolist() == list(range(9)) and rows.examples.is_monotonic_decreasing
     # the examples at position p: the evaluation sequences longer than p, an even count (the pairing)
@@ -226,6 +230,16 @@ def test_trained_interventions_are_evaluated_by_position_once(cache_root):
     again = evaluate_positions(get_rnn(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0],
                                tokens, lengths)[0]
     assert rows.accuracy.tolist() == [r["accuracy"] for r in again] and rows.floor.tolist() == [r["floor"] for r in again]
+    # the length-9 score: the onion on the "intervention" set, and the GRU's own accuracy on the same sequences
+    from onion_gru.analysis import evaluate_method
+    from onion_gru.train import evaluate
+    nine, nine_lengths = data.load("intervention", size=analysis.eval_size)
+    gru = get_rnn(gru_config, "cpu", train=False)[0]
+    (scored,), (own,) = (evaluate_method(gru, get_analysis(gru_config, analysis, "cpu")[0], nine, nine_lengths),
+                         evaluate(gru, nine, nine_lengths))
+    (matched,) = results.matched_results(SMOKE, ["onion_unigram"]).itertuples()
+    assert (nine_lengths == 9).all() and matched.examples == len(nine)
+    assert (matched.accuracy, matched.floor, matched.gru_accuracy) == (scored["accuracy"], scored["floor"], own["accuracy"])
     costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
     assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear"]
     assert (costs.core_hours == costs.seconds * costs.threads / costs.group_size / 3600).all() and (costs.seconds > 0).all()

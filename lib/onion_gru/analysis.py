@@ -18,7 +18,7 @@ from .layers import from_members, group_size, member_state, stack_states
 from .model import RepeatRNN, exact_match, sequence_loss
 from .probes import PROBES
 from .profiles import Budget, Profile
-from .train import RNNConfig, get_rnns, rnn_hash
+from .train import RNNConfig, evaluate as evaluate_rnn, get_rnns, rnn_hash
 from .loop import check_group, default_device, exact_matches, fit, summarize
 
 METHODS = {**INTERVENTIONS, **PROBES}
@@ -209,26 +209,46 @@ def get_analysis(gru_config: RNNConfig, config: AnalysisConfig, device=None) -> 
     return module, manifest
 
 
-def positions_entry(gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
-    """The cache label and config of an intervention's per-position evaluation (``evaluate_positions``):
-    a result computed from the cached models, keyed by the analysis it reads and the corruptions' seed."""
+# The evaluations of a trained intervention beyond its own (computed by ``train`` and ``evaluate``
+# from the cached models, never trained): kind -> what its entry's config says it is.
+#   positions: one position at a time, on the method's own evaluation set (notebook 10)
+#   matched:   on the length-9 "intervention" set, whatever the method's own set, beside the GRU's
+#              own accuracy on the very same sequences (notebook 02's matched table)
+EVALUATIONS = {"positions": "one position", "matched": "length 9"}
+MATCHED_SET = "intervention"
+
+
+def evaluation_entry(kind: str, gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
+    """The cache label and config of one evaluation (``EVALUATIONS``) of an intervention: keyed by the
+    analysis it reads, the corruptions' seed and what it evaluates."""
     label, analysis = analysis_entry(gru_config, config)
-    return label, {"analysis": analysis, "eval_seed": EVAL_SEED, "evaluation": "one position"}
+    return label, {"analysis": analysis, "eval_seed": EVAL_SEED, "evaluation": EVALUATIONS[kind]}
 
 
-def get_positions(gru_configs: list[RNNConfig], configs: list[AnalysisConfig], compute: bool = True,
-                  device=None) -> list[dict]:
-    """The manifests of the per-position evaluations of one intervention on each of ``gru_configs``
-    (their results under ``metrics["positions"]``): from the cache, the missing ones computed now
-    from the cached GRUs and interventions (never trained here: ``cache.Missing`` if they are
-    absent); ``compute`` False: missing ones raise ``cache.Missing``."""
+def _positions(gru, module, configs) -> list[dict]:
+    tokens, lengths = data.load(module.eval_sets[0], size=configs[0].eval_size)
+    return [{"positions": r, "eval_set": module.eval_sets[0]} for r in evaluate_positions(gru, module, tokens, lengths)]
+
+
+def _matched(gru, module, configs) -> list[dict]:
+    tokens, lengths = data.load(MATCHED_SET, size=configs[0].eval_size)
+    scored, own = evaluate_method(gru, module, tokens, lengths), evaluate_rnn(gru, tokens, lengths)
+    return [{"eval_set": MATCHED_SET, "examples": len(tokens), "accuracy": s["accuracy"],
+             "greedy_accuracy": s["greedy_accuracy"], "floor": s["floor"], "gru_accuracy": o["accuracy"],
+             "gru_greedy_accuracy": o["greedy_accuracy"]} for s, o in zip(scored, own)]
+
+
+def get_evaluations(kind: str, gru_configs: list[RNNConfig], configs: list[AnalysisConfig], compute: bool = True,
+                    device=None) -> list[dict]:
+    """The manifests of one kind of evaluation (``EVALUATIONS``) of one intervention on each of
+    ``gru_configs``, results under ``metrics``: from the cache, the missing ones computed now from the
+    cached GRUs and interventions (never trained here: ``cache.Missing`` if they are absent);
+    ``compute`` False: missing ones raise ``cache.Missing``."""
 
     def evaluate(missing, checkpoint):
         grus, found = [gru_configs[i] for i in missing], [configs[i] for i in missing]
         gru, _ = get_rnns(grus, device, train=False)
         module, _ = get_analyses(grus, found, device, train=False)
-        tokens, lengths = data.load(module.eval_sets[0], size=found[0].eval_size)
-        results = evaluate_positions(gru, module, tokens, lengths)
-        return [{} for _ in missing], [{"positions": r, "eval_set": module.eval_sets[0]} for r in results]
-    entries = [positions_entry(g, c) for g, c in zip(gru_configs, configs)]
-    return [manifest for _, manifest in load_or_compute("positions", entries, evaluate if compute else None)]
+        return [{} for _ in missing], {"positions": _positions, "matched": _matched}[kind](gru, module, found)
+    entries = [evaluation_entry(kind, g, c) for g, c in zip(gru_configs, configs)]
+    return [manifest for _, manifest in load_or_compute(kind, entries, evaluate if compute else None)]

@@ -142,6 +142,33 @@ def all_of(decisions):
     return True
 
 
+def switch_bounds(seeds_by_size: dict, threshold: float = LINEAR_FROM) -> tuple[int | None, int | None]:
+    """Where a switch to linear storage can lie, given each N's per-seed accuracies: (the smallest N
+    from which every larger N's interval lies at or above ``threshold``: linear for sure from there,
+    the smallest N from which no larger N's interval lies wholly below it: not ruled out from there);
+    None where there is no such N."""
+    sizes = sorted(seeds_by_size)
+    decided = {n: decide(seeds_by_size[n], threshold) for n in sizes}
+    sure = next((n for i, n in enumerate(sizes) if all(decided[m] is True for m in sizes[i:])), None)
+    possible = next((n for i, n in enumerate(sizes) if all(decided[m] is not False for m in sizes[i:])), None)
+    return sure, possible
+
+
+def switches_first(first: tuple, second: tuple):
+    """Whether a switch bounded by ``first`` (``switch_bounds``) lies at a smaller N than one bounded by
+    ``second``: True when ``first`` is sure below where ``second`` is still ruled out, False when
+    ``second`` is sure at or below where ``first`` becomes possible, else UNDECIDED (None: neither
+    can switch within the sizes measured)."""
+    (sure_a, possible_a), (sure_b, possible_b) = first, second
+    if possible_a is None and possible_b is None:
+        return None
+    if sure_a is not None and (possible_b is None or sure_a < possible_b):
+        return True
+    if sure_b is not None and (possible_a is None or sure_b <= possible_a):
+        return False
+    return UNDECIDED
+
+
 def verdict(supported) -> str:
     if supported is UNDECIDED:
         return "UNDECIDED"

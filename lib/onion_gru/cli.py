@@ -7,7 +7,7 @@ cache at once, one entry per model; a group in training checkpoints itself every
 killing the command loses at most those minutes, and running it again continues every group from
 its checkpoint.  ``--stop-after MINUTES`` checkpoints every running group and exits by then (before
 a session ends).  After training, ``train`` (and ``evaluate`` alone) evaluates every trained
-intervention one position at a time (run.position_evaluations), into the cache.
+intervention one position at a time and on the length-9 set (run.evaluations), into the cache.
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def parse_args(argv=None):
     where.add_argument("what", choices=("data", "figures", "notebooks"))
     docs = sub.add_parser("docs", help="regenerate the tables of README.md and docs/ from figures/ (onion_gru.docs)")
     docs.add_argument("--check", action="store_true", help="only list the stale documents (exit 1 if any)")
-    ev = sub.add_parser("evaluate", help="evaluate the profiles' trained interventions one position at a time "
+    ev = sub.add_parser("evaluate", help="evaluate the profiles' trained interventions one position at a time and on "
+                        "the length-9 set "
                         "(no training; `train` does it too)")
     ev.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
     das = sub.add_parser("das", help="pyvene's own DAS, one position at a time, on the profiles' cached GRUs "
@@ -102,11 +103,11 @@ def main(argv=None) -> int:
     from .analysis import METHODS
     from .checkpoint import DISCARD_ENV, ELSEWHERE_ENV
     from .jobs import missing_jobs, reuse_replayed, unique
-    from .run import position_evaluations, run_jobs
+    from .run import evaluations, run_jobs
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
             return 2
-        position_evaluations([(p, chosen_methods(p, None)) for p in profiles])
+        evaluations([(p, chosen_methods(p, None)) for p in profiles])
         return 0
     if args.command == "status":
         from .status import report
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None
     results = run_jobs(gru_jobs + analysis_jobs, workers, args.executor, max_group=args.group, deadline=deadline,
                        slurm={"partition": args.slurm_partition, "gpus": args.slurm_gpus, "minutes": args.slurm_minutes})
-    position_evaluations(plans, deadline)
+    evaluations(plans, deadline)
     print(summary(gru_jobs + analysis_jobs, results, time.time() - start))
     return 0
 

@@ -38,10 +38,10 @@ def entry(job: Job) -> tuple[str, str, dict]:
     return ("gru", *rnn_entry(gru)) if analysis is None else ("analysis", *analysis_entry(gru, analysis))
 
 
-def positions_entry(job: Job) -> tuple[str, str, dict]:
-    """The cache kind, label and config of an intervention job's per-position evaluation."""
-    from .analysis import positions_entry as entry_of
-    return ("positions", *entry_of(*configs_of(job)))
+def evaluation_entry(job: Job, kind: str) -> tuple[str, str, dict]:
+    """The cache kind, label and config of one evaluation of an intervention job (``analysis.EVALUATIONS``)."""
+    from .analysis import evaluation_entry as entry_of
+    return (kind, *entry_of(kind, *configs_of(job)))
 
 
 def is_done(job: Job) -> bool:

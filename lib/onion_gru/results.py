@@ -12,7 +12,7 @@ import pandas as pd
 from . import cache
 from .analysis import INTERVENTION_METHODS, METHODS
 from .das import DAS_POSITIONS, DASConfig, das_cells, das_entry
-from .jobs import entry, positions_entry, profile_jobs
+from .jobs import entry, evaluation_entry, profile_jobs
 from .profiles import Profile
 from .train import RNNConfig, get_rnn
 
@@ -95,10 +95,27 @@ def position_results(profile: Profile, methods=INTERVENTION_METHODS, partial: bo
     its floor and examples (``analysis.evaluate_positions``, computed by ``train`` or ``evaluate``),
     and whether the intervention's own run flattened (else its numbers are lower bounds)."""
     rows = []
-    for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial, positions_entry):
+    positions = lambda job: evaluation_entry(job, "positions")
+    for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial, positions):
         flattened = cache.read_manifest(*entry(job))["metrics"]["flattened"]
         rows += [{**_cell(profile, job), "method": job.method, "flattened": flattened, **point}
                  for point in m["metrics"]["positions"]]
+    return pd.DataFrame(rows)
+
+
+def matched_results(profile: Profile, methods=INTERVENTION_METHODS, sizes=None, partial: bool = False) -> pd.DataFrame:
+    """One row per (GRU, intervention) scored on the length-9 sequences of the "intervention" set,
+    whatever its own set (``analysis.EVALUATIONS``): its accuracy, floor, the GRU's own accuracy on
+    the very same sequences (the ceiling) and their ratio, and whether the intervention's own run
+    flattened."""
+    rows = []
+    matched = lambda job: evaluation_entry(job, "matched")
+    for job, m in _found(profile, profile_jobs(profile, methods, sizes, models=False), partial, matched):
+        r = m["metrics"]
+        rows.append({**_cell(profile, job), "method": job.method, "accuracy": r["accuracy"], "floor": r["floor"],
+                     "gru_accuracy": r["gru_accuracy"], "of_ceiling": r["accuracy"] / r["gru_accuracy"]
+                     if r["gru_accuracy"] else float("nan"), "examples": r["examples"],
+                     "flattened": cache.read_manifest(*entry(job))["metrics"]["flattened"]})
     return pd.DataFrame(rows)
 
 

@@ -20,7 +20,7 @@ import multiprocessing as mp
 
 from . import cache
 from .checkpoint import Busy, CheckpointMismatch
-from .jobs import Job, configs_of, has_weights, key, positions_entry, profile_jobs
+from .jobs import Job, configs_of, evaluation_entry, has_weights, key, profile_jobs
 
 # Most models per group.  CPU: measured (docs/performance.md): a step's cost grows linearly with K
 # beyond 2, and 2 workers x 1 thread running pairs beat every other layout of the train stage.
@@ -149,31 +149,39 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
                 _report(results, len(jobs), start)
 
 
-def position_evaluations(plans, deadline: float | None = None) -> list[str]:
-    """Evaluate every trained intervention of each (profile, methods) plan one position at a time
-    (``analysis.get_positions``) where the cache lacks it: evaluation of cached models, no training,
-    one group per size and method in this process.  Skips the cells whose GRU or intervention is not
-    in the cache (still training, or a GPU entry shipped without weights); none start past
+def evaluations(plans, deadline: float | None = None) -> list[str]:
+    """Evaluate every trained intervention of each (profile, methods) plan in each way of
+    ``analysis.EVALUATIONS`` (one position at a time; on the length-9 set beside the GRU's own
+    accuracy) where the cache lacks it: evaluation of cached models, no training, one group per
+    size, method and kind in this process.  Skips the cells whose GRU or intervention is not in the
+    cache whole (still training, or a GPU entry shipped without weights); none start past
     ``deadline``.  One line per evaluation, printed as it is done and returned."""
-    from .analysis import INTERVENTION_METHODS, get_positions
+    from .analysis import EVALUATIONS, INTERVENTION_METHODS, get_evaluations
     lines, seen = [], set()
     for profile, methods in plans:
         for method in (m for m in methods if m in INTERVENTION_METHODS):
             for size in profile.sizes:
-                todo = []
-                for job in profile_jobs(profile, [method], sizes=[size], models=False):
-                    here = cache.entry_key(*positions_entry(job)[1:])
-                    if (here not in seen and has_weights(job) and has_weights(replace(job, method=None))
-                            and not cache.is_done(*positions_entry(job))):
-                        seen.add(here)
-                        todo.append((job, *configs_of(job)))
-                if not todo or (deadline and time.time() > deadline):
-                    continue
-                manifests = get_positions([g for _, g, _ in todo], [a for _, _, a in todo])
-                for (job, _, _), m in zip(todo, manifests):
-                    lines.append(f"{job.label}: by position " + " ".join(f"{r['accuracy']:.2f}" for r in m["metrics"]["positions"]))
-                    print(lines[-1], flush=True)
+                for kind in EVALUATIONS:
+                    todo = []
+                    for job in profile_jobs(profile, [method], sizes=[size], models=False):
+                        here = cache.entry_key(*evaluation_entry(job, kind)[1:])
+                        if (here not in seen and has_weights(job) and has_weights(replace(job, method=None))
+                                and not cache.is_done(*evaluation_entry(job, kind))):
+                            seen.add(here)
+                            todo.append((job, *configs_of(job)))
+                    if not todo or (deadline and time.time() > deadline):
+                        continue
+                    manifests = get_evaluations(kind, [g for _, g, _ in todo], [a for _, _, a in todo])
+                    for (job, _, _), m in zip(todo, manifests):
+                        lines.append(f"{job.label}: " + _said(kind, m["metrics"]))
+                        print(lines[-1], flush=True)
     return lines
+
+
+def _said(kind: str, metrics: dict) -> str:
+    if kind == "positions":
+        return "by position " + " ".join(f"{r['accuracy']:.2f}" for r in metrics["positions"])
+    return f"length 9 {metrics['accuracy']:.3f} (the GRU's own {metrics['gru_accuracy']:.3f})"
 
 
 def computed(group_results: list[dict]) -> bool:

@@ -19,8 +19,8 @@ from collections import defaultdict
 
 from . import cache
 from .checkpoint import checkpoints
-from .analysis import INTERVENTION_METHODS
-from .jobs import entry, positions_entry, profile_jobs
+from .analysis import EVALUATIONS, INTERVENTION_METHODS
+from .jobs import entry, evaluation_entry, profile_jobs
 from .profiles import Profile
 
 STATES = ("done", "capped", "in progress", "damaged", "missing")
@@ -55,9 +55,9 @@ def recorded_rates(root=None) -> tuple[dict, dict]:
 
 def job_rows(profile: Profile, methods, root=None) -> list[dict]:
     """One row per job of ``profile`` (its GRUs, then each GRU's ``methods``) in the cache at ``root``
-    (default: ``cache.data_root()``): state, step, estimate; after each intervention its evaluation
-    one position at a time (kind "positions": done or missing; ``train`` or ``evaluate`` computes
-    it in minutes, so no estimate)."""
+    (default: ``cache.data_root()``): state, step, estimate; after each intervention its evaluations
+    (``analysis.EVALUATIONS``: done or missing; ``train`` or ``evaluate`` computes them in minutes,
+    so no estimate)."""
     rates, steps = recorded_rates(root)
     running = {key: info for info in checkpoints(root) for key in info["meta"]["members"]}
     rows = []
@@ -77,9 +77,9 @@ def job_rows(profile: Profile, methods, root=None) -> list[dict]:
             expected = min(steps.get(_kind_of(kind, label, config), budget["max_steps"]), budget["max_steps"])
             row["hours_left"] = None if rate is None else max(expected - row["step"], 0) * rate / 3600
         rows.append(row)
-        if job.method in INTERVENTION_METHODS:
-            done = cache.is_done(*positions_entry(job), root)
-            rows.append({**row, "job": f"{job.label} (by position)", "kind": "positions", "step": None,
+        for kind in EVALUATIONS if job.method in INTERVENTION_METHODS else ():
+            done = cache.is_done(*evaluation_entry(job, kind), root)
+            rows.append({**row, "job": f"{job.label} ({EVALUATIONS[kind]})", "kind": kind, "step": None,
                          "hours_left": 0.0, "state": "done" if done else "missing"})
     return rows
 

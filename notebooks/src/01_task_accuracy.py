@@ -84,7 +84,7 @@ supported = claims.all_of(claims.decide(x, 0.9) for x in cells.values())
 for name, iv in intervals.items():
     print(f"{name:28s} {iv.text()}")
 means = {v: " / ".join(f"{intervals[f'{v} N={n}'].mean:.2f}" for n in P.sizes) for v in P.variants}
-claims.scope("01_task_accuracy", "partial: N = 48-128 (laptop); six sizes in a second table")
+claims.scope("01_task_accuracy", "partial: N = 48-128; six sizes in a second table")
 claims.claim(P, "01_task_accuracy", "GRU task accuracy table",
              "the GRUs learn the task (every cell >= 0.9)", supported,
              "; ".join(f"{tables.VARIANT_LABELS[v].lower()} {m}" for v, m in means.items())

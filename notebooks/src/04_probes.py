@@ -75,7 +75,7 @@ def row(method, variant):
     return " / ".join(f"{mean_of(method, n, variant):.2f}" for n in P.sizes)
 
 
-claims.scope("04_probes", "partial: N = 48-128 (laptop); six sizes in a second table")
+claims.scope("04_probes", "partial: N = 48-128; six sizes in a second table")
 for variant, ok in claim.items():
     claims.claim(P, "04_probes", "probe table",
                  f"small GRUs ({tables.VARIANT_LABELS[variant].lower()}) are decodable only autoregressively "

@@ -116,17 +116,32 @@ switches = pd.DataFrame([{"variant": v, "position": p, "linear unigram from N": 
                          for v in P.variants for p in positions])
 print(switches.to_string(index=False) if len(switches) else "no results")
 
+# Decided on intervals over seeds as notebook 08's claim (claims.switch_bounds, switches_first): per
+# position, where its linear storage is sure (every larger N's interval at or above 0.5) and where it
+# is no longer ruled out.
+
+
+def seeds_by_size(variant: str, position: int) -> dict:
+    part = runs[(runs.method == "linear_unigram") & (runs.variant == variant) & (runs.position == position)]
+    return {n: g.sort_values("seed")["accuracy"].to_numpy() for n, g in part.groupby("size")}
+
+
+def bounds_of(variant: str, position: int) -> tuple:
+    return claims.switch_bounds(seeds_by_size(variant, position))
+
+
 claims.scope("10_positions", "new")
 for variant in P.variants:
     first, middle = switch_size(variant, 0), switch_size(variant, 4)
-    if first is None and middle is None:
-        supported = None
-    else:
-        supported = first is not None and (middle is None or first < middle)
+    b0, b4 = (bounds_of(variant, 0), bounds_of(variant, 4)) if len(runs) else ((None, None), (None, None))
     said = lambda n: f"from N = {n}" if n else "not within the sizes measured"
     claims.claim(P, "10_positions", "(none: beyond the paper)",
                  f"{tables.VARIANT_LABELS[variant].lower().replace(' ', '-')} GRUs store the first position linearly "
                  "before the middle one",
-                 supported, f"one position swapped, linear unigram >= 0.5: position 0 {said(first)}, position 4 {said(middle)}")
+                 claims.switches_first(b0, b4),
+                 f"one position swapped, linear unigram >= 0.5: position 0 {said(first)}, position 4 {said(middle)} "
+                 f"(intervals: sure from {b0[0]} / {b4[0]}, possible from {b0[1]} / {b4[1]})",
+                 {f"position {p} N={n}": claims.interval(x) for p in (0, 4)
+                  for n, x in (seeds_by_size(variant, p).items() if len(runs) else [])})
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")
