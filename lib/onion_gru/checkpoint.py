@@ -71,7 +71,7 @@ def load_or_compute(kind: str, entries: list[tuple[str, dict]], train=None) -> l
         raise Missing(f"{', '.join(results_only)}: shipped as results without weights, and this needs the "
                       "weights; train them where the weights can be kept (the entries are left as they are)")
     with writing(kind, [entries[i] for i in missing]):
-        # another process may have finished them while this one waited for its turn
+        # another process may have finished some between the read above and taking their locks
         for i, again in zip(missing, get_many(kind, [entries[i] for i in missing])):
             found[i] = again
         missing = [i for i, f in enumerate(found) if f is None]
@@ -131,7 +131,8 @@ class Checkpoint:
             meta, weights = info["meta"], info_path.with_suffix(".pt")
             if not set(meta["members"]) & set(self.keys):
                 continue
-            why, hint = mismatch(meta, ours) if weights.exists() else ("its weights missing", "nothing to continue")
+            why, hint = (mismatch(meta, ours) if weights.exists()
+                         else ("no weights beside its json", "nothing is there to continue"))
             elsewhere = os.environ.get(ELSEWHERE_ENV) and only_the_machine_differs(meta, ours)
             if weights.exists() and (meta == ours or elsewhere):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
