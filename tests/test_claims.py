@@ -64,3 +64,9 @@ def test_switch_bounds_and_which_switches_first():
     never = {48: [0.0] * 3, 128: [0.1] * 3}
     assert claims.switch_bounds(never) == (None, None)
     assert claims.switches_first((None, None), (None, None)) is None
+
+
+def test_seeds_by_size_reads_each_size_in_seed_order():
+    import pandas as pd
+    runs = pd.DataFrame({"size": [64, 48, 48], "seed": [0, 1, 0], "accuracy": [0.5, 0.2, 0.1]})
+    assert {n: v.tolist() for n, v in claims.seeds_by_size(runs).items()} == {48: [0.1, 0.2], 64: [0.5]}

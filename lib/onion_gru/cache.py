@@ -95,6 +95,9 @@ def environment() -> dict:
             "machine": platform.machine()}
 
 
+WEIGHTS_MISSING = "weights missing (a manifest-only entry: results without the model)"
+
+
 def damage(path: Path) -> str | None:
     """Why the entry at ``path`` cannot be used, or None if it can (or is absent).  A folder with
     no manifest is a write in progress (or one that died): not damage, never touched by a reader."""
@@ -107,7 +110,7 @@ def damage(path: Path) -> str | None:
     except (ValueError, KeyError) as err:
         return f"manifest unreadable ({err})"
     if not weights_path.exists():
-        return "weights missing (a manifest-only entry: results without the model)"
+        return WEIGHTS_MISSING
     if sha256_file(weights_path) != expected:
         return "weights altered (sha256 differs from the manifest's)"
     return None
@@ -207,7 +210,7 @@ def state(kind: str, label: str, config: dict, root: Path | None = None) -> str:
     if not (path / "manifest.json").exists():
         return IN_PROGRESS
     why = damage(path)
-    return DONE if why is None else RESULTS_ONLY if why.startswith("weights missing") else DAMAGED
+    return DONE if why is None else RESULTS_ONLY if why == WEIGHTS_MISSING else DAMAGED
 
 
 def is_done(kind: str, label: str, config: dict, root: Path | None = None) -> bool:

@@ -142,6 +142,11 @@ def all_of(decisions):
     return True
 
 
+def seeds_by_size(runs: pd.DataFrame, value: str = "accuracy") -> dict:
+    """Each N's per-seed values (in seed order) of a frame already cut to one cell per N."""
+    return {n: g.sort_values("seed")[value].to_numpy(dtype=float) for n, g in runs.groupby("size")}
+
+
 def switch_bounds(seeds_by_size: dict, threshold: float = LINEAR_FROM) -> tuple[int | None, int | None]:
     """Where a switch to linear storage can lie, given each N's per-seed accuracies: (the smallest N
     from which every larger N's interval lies at or above ``threshold``: linear for sure from there,

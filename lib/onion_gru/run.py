@@ -164,9 +164,10 @@ def evaluations(plans, deadline: float | None = None) -> list[str]:
                 for kind in EVALUATIONS:
                     todo = []
                     for job in profile_jobs(profile, [method], sizes=[size], models=False):
-                        here = cache.entry_key(*evaluation_entry(job, kind)[1:])
-                        if (here not in seen and has_weights(job) and has_weights(replace(job, method=None))
-                                and not cache.is_done(*evaluation_entry(job, kind))):
+                        target = evaluation_entry(job, kind)
+                        here = cache.entry_key(*target[1:])
+                        if (here not in seen and not cache.is_done(*target) and has_weights(job)
+                                and has_weights(replace(job, method=None))):
                             seen.add(here)
                             todo.append((job, *configs_of(job)))
                     if not todo or (deadline and time.time() > deadline):

@@ -79,15 +79,15 @@ def wide_markdown(agg: pd.DataFrame, row_keys=("variant", "method")) -> str:
     """The paper's layout: one row per (variant, method), one column per N, cells mean ± std."""
     texts = [mean_std_text(m, s, n) for m, s, n in zip(agg["mean"], agg["std"], agg["n"])]
     n = int(agg["n"].max())
-    md = (to_markdown(_wide(agg, texts, row_keys))
+    md = (to_markdown(wide_table(agg, texts, row_keys))
           + f"\nCells: mean ± std over {n} seed(s), profile `{agg['profile'].iloc[0]}`.\n")
     if "steps" in agg:
-        steps = _wide(agg, agg["steps"].map("{:,}".format), row_keys)
+        steps = wide_table(agg, agg["steps"].map("{:,}".format), row_keys)
         md += "\nSteps run (mean over seeds; the convergence rule, profiles.Budget):\n\n" + to_markdown(steps)
     return md
 
 
-def _wide(agg: pd.DataFrame, texts, row_keys) -> pd.DataFrame:
+def wide_table(agg: pd.DataFrame, texts, row_keys) -> pd.DataFrame:
     """``texts`` (one per row of ``agg``) laid out one row per ``row_keys``, one column per N; NOT_RUN where none."""
     wide = agg.assign(text=texts).pivot_table(index=list(row_keys), columns="size", values="text", aggfunc="first",
                                               sort=False)
@@ -150,7 +150,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     varies = table["n"].nunique() > 1  # then every cell says its n (the seeds differ between columns)
     texts = [mean_std_text(m, s, n) + (f" (n = {n})" if varies else "") + (f" {CAPPED}" if c else "")
              for m, s, n, c in zip(table["mean"], table["std"], table["n"], table["capped"])]
-    wide = _wide(table, texts, row_keys)
+    wide = wide_table(table, texts, row_keys)
     for n in sizes:  # every paper size is a column, run or not
         wide[f"N={n}"] = wide.get(f"N={n}", NOT_RUN)
     wide = wide[[*row_keys, *[f"N={n}" for n in sizes]]]

@@ -94,9 +94,7 @@ if len(matched_runs):
                                  for r in matched.itertuples()]
     texts = [f"{r.mean:.2f} ({r.of_ceiling:.0%} of {r.gru_accuracy:.2f})" + (" ‡" if r.gru_accuracy < CEILING else "")
              for r in matched.itertuples()]
-    md = tables.to_markdown(tables.filled(tables.labelled(matched.assign(text=texts).pivot_table(
-        index=["variant", "method"], columns="size", values="text", aggfunc="first", sort=False).rename(
-        columns=lambda n: f"N={n}").reset_index())))
+    md = tables.to_markdown(tables.wide_table(matched, texts, ("variant", "method")))
     md += ("\nCells: mean over seeds on the same length-9 sequences (the fraction of the GRU's own accuracy on "
            f"them, and that accuracy); ‡: the GRU's own accuracy below {CEILING}.  The paper protocol's number for "
            "each cell (the onion on lengths 2-9) is the `paper_protocol` column of `02_interventions_matched.csv`.\n")

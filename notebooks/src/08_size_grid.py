@@ -153,8 +153,7 @@ for variant, n in switch.items():
 
 # %%
 def seeds_by_size(variant: str) -> dict:
-    lin = runs[(runs.method == "linear_unigram") & (runs.variant == variant)]
-    return {n: g.sort_values("seed")["accuracy"].to_numpy() for n, g in lin.groupby("size")}
+    return claims.seeds_by_size(runs[(runs.method == "linear_unigram") & (runs.variant == variant)])
 
 
 bounds = {variant: claims.switch_bounds(seeds_by_size(variant)) if len(runs) else (None, None) for variant in P.variants}

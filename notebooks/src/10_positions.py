@@ -122,8 +122,8 @@ print(switches.to_string(index=False) if len(switches) else "no results")
 
 
 def seeds_by_size(variant: str, position: int) -> dict:
-    part = runs[(runs.method == "linear_unigram") & (runs.variant == variant) & (runs.position == position)]
-    return {n: g.sort_values("seed")["accuracy"].to_numpy() for n, g in part.groupby("size")}
+    return claims.seeds_by_size(runs[(runs.method == "linear_unigram") & (runs.variant == variant)
+                                     & (runs.position == position)])
 
 
 def bounds_of(variant: str, position: int) -> tuple:
