@@ -7,7 +7,8 @@ import time
 import pytest
 
 from onion_gru import cache
-from onion_gru.jobs import Job, entry, is_done, missing_jobs
+from onion_gru.analysis import EVALUATIONS
+from onion_gru.jobs import Job, entry, evaluation_entry, is_done, missing_jobs
 from onion_gru.run import _run_submitit, evaluations, needs, next_group, plan_groups, run_jobs
 from onion_gru.profiles import PROFILES, get_profile
 from onion_gru.train import RNNConfig
@@ -199,9 +200,10 @@ def test_every_command_refuses_an_unknown_profile_with_the_choices(command):
 
 def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once(cache_root):
     """Only the trained interventions of a plan (not its probes, not a cell still untrained) get their
-    evaluations (one position at a time; on the length-9 set beside the GRU's own accuracy), written
-    to the cache once; results.position_results reads nine positions back, results.matched_results
-    the length-9 scores."""
+    evaluations (one position at a time on their own set and on the length-9 set; on the length-9 set
+    beside the GRU's own accuracy), written to the cache once; results.position_results reads nine
+    positions back, with the GRU's accuracy on the same sequences, results.matched_results the
+    length-9 scores."""
     from onion_gru import results
     plan = [(SMOKE, ["onion_unigram", "probe_linear", "linear_unigram"])]
     assert evaluations(plan) == []  # nothing trained yet
@@ -209,15 +211,17 @@ def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once
     run_jobs(gru_jobs + analysis_jobs, workers=1)
     from onion_gru.status import job_rows
     state = lambda: {r["job"]: r["state"] for r in job_rows(SMOKE, ["onion_unigram", "probe_linear"])
-                     if r["kind"] in ("positions", "matched")}
+                     if r["kind"] in EVALUATIONS}
     label = "N16-autoregressive-s0-onion_unigram"
-    assert state() == {f"{label} (one position)": "missing", f"{label} (length 9)": "missing"}  # status names them
+    named = [f"{label} (one position)", f"{label} (length 9)", f"{label} (one position, length 9)"]
+    assert state() == dict.fromkeys(named, "missing")  # status names them
     lines = evaluations(plan)
-    assert state() == {f"{label} (one position)": "done", f"{label} (length 9)": "done"}
-    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["by", "length"]
-    assert evaluations(plan) == [] and len(list(cache_root.glob("positions/*/manifest.json"))) == 1
-    rows = results.position_results(SMOKE, ["onion_unigram"])
+    assert state() == dict.fromkeys(named, "done")
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["by", "length", "by"]
+    assert evaluations(plan) == [] and len(list(cache_root.glob("positions*/*/manifest.json"))) == 2
+    rows = results.position_results(SMOKE, ["onion_unigram"], kind="positions")
     assert rows.position.tolist() == list(range(9)) and rows.examples.is_monotonic_decreasing
+    assert rows.gru_accuracy.isna().all()  # lengths 2-9: the matched evaluation is not its ceiling
     # the examples at position p: the evaluation sequences longer than p, an even count (the pairing)
     from onion_gru import data
     from onion_gru.analysis import AnalysisConfig, evaluate_positions, get_analysis
@@ -227,22 +231,38 @@ def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once
     tokens, lengths = data.load("valid", size=analysis.eval_size)
     assert rows.examples.tolist() == [int((lengths > p).sum()) // 2 * 2 for p in range(9)]
     # and the numbers read back are the cached models' own, evaluated again
-    again = evaluate_positions(get_rnn(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0],
-                               tokens, lengths)[0]
+    gru, onion = get_rnn(gru_config, "cpu", train=False)[0], get_analysis(gru_config, analysis, "cpu")[0]
+    again = evaluate_positions(gru, onion, tokens, lengths)[0]
     assert rows.accuracy.tolist() == [r["accuracy"] for r in again] and rows.floor.tolist() == [r["floor"] for r in again]
     # the length-9 score: the onion on the "intervention" set, and the GRU's own accuracy on the same sequences
     from onion_gru.analysis import evaluate_method
     from onion_gru.train import evaluate
     nine, nine_lengths = data.load("intervention", size=analysis.eval_size)
-    gru = get_rnn(gru_config, "cpu", train=False)[0]
-    (scored,), (own,) = (evaluate_method(gru, get_analysis(gru_config, analysis, "cpu")[0], nine, nine_lengths),
-                         evaluate(gru, nine, nine_lengths))
+    (scored,), (own,) = evaluate_method(gru, onion, nine, nine_lengths), evaluate(gru, nine, nine_lengths)
     (matched,) = results.matched_results(SMOKE, ["onion_unigram"]).itertuples()
     assert (nine_lengths == 9).all() and matched.examples == len(nine)
     assert (matched.accuracy, matched.floor, matched.gru_accuracy) == (scored["accuracy"], scored["floor"], own["accuracy"])
+    # one position at a time on the length-9 set: every position on all its sequences, the GRU's ceiling beside
+    nine_rows = results.position_results(SMOKE, ["onion_unigram"])
+    assert nine_rows.examples.tolist() == [len(nine)] * 9 and (nine_rows.gru_accuracy == own["accuracy"]).all()
+    assert nine_rows.accuracy.tolist() == [r["accuracy"] for r in evaluate_positions(gru, onion, nine, nine_lengths)[0]]
     costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
     assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear"]
     assert (costs.core_hours == costs.seconds * costs.threads / costs.group_size / 3600).all() and (costs.seconds > 0).all()
+
+
+def test_an_evaluation_that_is_another_is_stored_once():
+    """A linear method's own set is the length-9 set: its per-position numbers at length 9 are its
+    "positions" entry (the same config, the same key); the onion's are an entry of their own."""
+    from onion_gru.analysis import evaluations_of, stored_as
+    assert stored_as("positions_length9", "linear_unigram") == "positions" == stored_as("positions", "onion_unigram")
+    assert stored_as("positions_length9", "onion_unigram") == "positions_length9"
+    assert evaluations_of("linear_bigram") == ["positions", "matched"]
+    assert evaluations_of("onion_unigram") == ["positions", "matched", "positions_length9"]
+    job = Job(SMOKE, 16, "autoregressive", 0, "linear_unigram")
+    assert evaluation_entry(job, "positions_length9") == evaluation_entry(job, "positions")
+    onion = Job(SMOKE, 16, "autoregressive", 0, "onion_unigram")
+    assert evaluation_entry(onion, "positions_length9")[2]["evaluation"] == "one position, length 9"
 
 
 def test_where_prints_a_profiles_folders():

@@ -38,7 +38,7 @@ def assert_same_states(a, b):
         assert torch.equal(value, other), name
 
 
-def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch):
+def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tmp_path, monkeypatch, capsys):
     whole, whole_manifests = get_rnns(GRUS, "cpu", eval_size=100)
     monkeypatch.setenv("ONION_GRU_DATA", str(tmp_path / "other"))
     with pytest.raises(Stopped, match="step 25 of at most 60"):
@@ -46,7 +46,10 @@ def test_a_stopped_and_resumed_gru_group_is_the_uninterrupted_one(cache_root, tm
     (info,) = checkpoint.checkpoints()
     assert info["step"] == 25 and info["meta"]["members"] == [f"{c.label}-{rnn_hash(c)}" for c in GRUS]
     assert not list((tmp_path / "other").glob("gru/*/manifest.json"))
+    monkeypatch.setenv(checkpoint.ELSEWHERE_ENV, "1")  # allowed, but the same machine: nothing to say
+    capsys.readouterr()
     resumed, manifests = get_rnns(GRUS, "cpu", eval_size=100)
+    assert "resuming from its checkpoint at step 25\n" in capsys.readouterr().out
     assert_same_states(resumed, whole)
     assert curves(manifests) == curves(whole_manifests)
     assert [m["metrics"]["steps"] for m in manifests] == [60, 60]
@@ -71,7 +74,7 @@ def test_a_stopped_and_resumed_analysis_group_is_the_uninterrupted_one(cache_roo
     assert curves(manifests) == curves(whole_manifests)
 
 
-def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_root, monkeypatch):
+def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_root, monkeypatch, capsys):
     with pytest.raises(Stopped):
         get_rnns(GRUS, "cpu", eval_size=100, stop=at_step(15))
     saved = checkpoint.checkpoints()
@@ -97,6 +100,7 @@ def test_a_checkpoint_saved_otherwise_is_kept_and_refused_until_discarded(cache_
     monkeypatch.setenv(checkpoint.ELSEWHERE_ENV, "1")  # train --continue-elsewhere: another CPU is accepted
     with pytest.raises(Stopped, match="step 16 of"):
         get_rnns(GRUS, "cpu", eval_size=100, stop=at_step(1))  # resumed at 15, one step more
+    assert "(saved with CPU another CPU where this run has" in capsys.readouterr().out
     info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "meta": {**info["meta"], "code_version": -1}}))
     with pytest.raises(checkpoint.CheckpointMismatch, match="nothing here continues it"):
         get_rnns(GRUS, "cpu", eval_size=100)  # but not other code

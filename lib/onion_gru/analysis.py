@@ -210,32 +210,57 @@ def get_analysis(gru_config: RNNConfig, config: AnalysisConfig, device=None) -> 
 
 
 # The evaluations of a trained intervention beyond its own (computed by ``train`` and ``evaluate``
-# from the cached models, never trained): kind -> what its entry's config says it is.
-#   positions: one position at a time, on the method's own evaluation set (notebook 10)
-#   matched:   on the length-9 "intervention" set, whatever the method's own set, beside the GRU's
-#              own accuracy on the very same sequences (notebook 02's matched table)
-EVALUATIONS = {"positions": "one position", "matched": "length 9"}
+# from the cached models, never trained): kind -> (what its entry's config says it is, the set it
+# scores: None, the method's own set as in the paper's protocol).
+#   positions:         one position at a time, on the method's own set
+#   matched:           on the length-9 "intervention" set, whatever the method's own set, beside the
+#                      GRU's own accuracy on the very same sequences (notebook 02's matched table)
+#   positions_length9: one position at a time on the length-9 set, so that every method's positions
+#                      are scored on the same sequences (notebook 10)
 MATCHED_SET = "intervention"
+EVALUATIONS = {"positions": ("one position", None), "matched": ("length 9", MATCHED_SET),
+               "positions_length9": ("one position, length 9", MATCHED_SET)}
+
+
+def eval_set(kind: str, method: str) -> str:
+    return EVALUATIONS[kind][1] or INTERVENTIONS[method].eval_sets[0]
+
+
+def stored_as(kind: str, method: str) -> str:
+    """The kind whose entry holds ``method``'s ``kind`` evaluation: one that scores the method's own
+    set one position at a time is its "positions" (a linear method's set is the length-9 set), so
+    that the same numbers are computed and stored once."""
+    same = SCORERS[kind] is SCORERS["positions"] and eval_set(kind, method) == eval_set("positions", method)
+    return "positions" if same else kind
+
+
+def evaluations_of(method: str) -> list[str]:
+    """The kinds of evaluation computed and stored for ``method`` (each of its entries once)."""
+    return [kind for kind in EVALUATIONS if stored_as(kind, method) == kind]
 
 
 def evaluation_entry(kind: str, gru_config: RNNConfig, config: AnalysisConfig) -> tuple[str, dict]:
-    """The cache label and config of one evaluation (``EVALUATIONS``) of an intervention: keyed by the
-    analysis it reads, the corruptions' seed and what it evaluates."""
+    """The cache label and config of one evaluation (``EVALUATIONS``) of an intervention, stored as
+    ``stored_as(kind, ...)``: keyed by the analysis it reads, the corruptions' seed and what it evaluates."""
     label, analysis = analysis_entry(gru_config, config)
-    return label, {"analysis": analysis, "eval_seed": EVAL_SEED, "evaluation": EVALUATIONS[kind]}
+    what = EVALUATIONS[stored_as(kind, config.method)][0]
+    return label, {"analysis": analysis, "eval_seed": EVAL_SEED, "evaluation": what}
 
 
-def _positions(gru, module, configs) -> list[dict]:
-    tokens, lengths = data.load(module.eval_sets[0], size=configs[0].eval_size)
-    return [{"positions": r, "eval_set": module.eval_sets[0]} for r in evaluate_positions(gru, module, tokens, lengths)]
+def _positions(gru, module, configs, name: str) -> list[dict]:
+    tokens, lengths = data.load(name, size=configs[0].eval_size)
+    return [{"positions": r, "eval_set": name} for r in evaluate_positions(gru, module, tokens, lengths)]
 
 
-def _matched(gru, module, configs) -> list[dict]:
-    tokens, lengths = data.load(MATCHED_SET, size=configs[0].eval_size)
+def _matched(gru, module, configs, name: str) -> list[dict]:
+    tokens, lengths = data.load(name, size=configs[0].eval_size)
     scored, own = evaluate_method(gru, module, tokens, lengths), evaluate_rnn(gru, tokens, lengths)
-    return [{"eval_set": MATCHED_SET, "examples": len(tokens), "accuracy": s["accuracy"],
+    return [{"eval_set": name, "examples": len(tokens), "accuracy": s["accuracy"],
              "greedy_accuracy": s["greedy_accuracy"], "floor": s["floor"], "gru_accuracy": o["accuracy"],
              "gru_greedy_accuracy": o["greedy_accuracy"]} for s, o in zip(scored, own)]
+
+
+SCORERS = {"positions": _positions, "matched": _matched, "positions_length9": _positions}
 
 
 def get_evaluations(kind: str, gru_configs: list[RNNConfig], configs: list[AnalysisConfig], compute: bool = True,
@@ -244,11 +269,12 @@ def get_evaluations(kind: str, gru_configs: list[RNNConfig], configs: list[Analy
     ``gru_configs``, results under ``metrics``: from the cache, the missing ones computed now from the
     cached GRUs and interventions (never trained here: ``cache.Missing`` if they are absent);
     ``compute`` False: missing ones raise ``cache.Missing``."""
+    kind = stored_as(kind, configs[0].method)
 
     def evaluate(missing, checkpoint):
         grus, found = [gru_configs[i] for i in missing], [configs[i] for i in missing]
         gru, _ = get_rnns(grus, device, train=False)
         module, _ = get_analyses(grus, found, device, train=False)
-        return [{} for _ in missing], {"positions": _positions, "matched": _matched}[kind](gru, module, found)
+        return [{} for _ in missing], SCORERS[kind](gru, module, found, eval_set(kind, found[0].method))
     entries = [evaluation_entry(kind, g, c) for g, c in zip(gru_configs, configs)]
     return [manifest for _, manifest in load_or_compute(kind, entries, evaluate if compute else None)]

@@ -133,7 +133,7 @@ class Checkpoint:
                 continue
             why, hint = (mismatch(meta, ours) if weights.exists()
                          else ("no weights beside its json", "nothing is there to continue"))
-            elsewhere = os.environ.get(ELSEWHERE_ENV) and only_the_machine_differs(meta, ours)
+            elsewhere = meta != ours and os.environ.get(ELSEWHERE_ENV) and only_the_machine_differs(meta, ours)
             if weights.exists() and (meta == ours or elsewhere):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 self.seconds_before = state["seconds"]

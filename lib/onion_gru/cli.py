@@ -58,6 +58,7 @@ def parse_args(argv=None):
                         "the length-9 set "
                         "(no training; `train` does it too)")
     ev.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
+    ev.add_argument("--stop-after", type=float, metavar="MINUTES", help="start no evaluation after this many minutes")
     das = sub.add_parser("das", help="pyvene's own DAS, one position at a time, on the profiles' cached GRUs "
                          "(the optional extra pyvene; onion_gru.das)")
     das.add_argument("--profile", nargs="+", default=[DEFAULT_PROFILE], help=f"one or more of {sorted(PROFILES)}")
@@ -107,7 +108,8 @@ def main(argv=None) -> int:
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
             return 2
-        evaluations([(p, chosen_methods(p, None)) for p in profiles])
+        deadline = time.time() + 60 * args.stop_after if args.stop_after else None
+        evaluations([(p, chosen_methods(p, None)) for p in profiles], deadline)
         return 0
     if args.command == "status":
         from .status import report

@@ -39,9 +39,10 @@ def entry(job: Job) -> tuple[str, str, dict]:
 
 
 def evaluation_entry(job: Job, kind: str) -> tuple[str, str, dict]:
-    """The cache kind, label and config of one evaluation of an intervention job (``analysis.EVALUATIONS``)."""
-    from .analysis import evaluation_entry as entry_of
-    return (kind, *entry_of(kind, *configs_of(job)))
+    """The cache kind, label and config of the entry that holds one evaluation of an intervention job
+    (``analysis.EVALUATIONS``; two evaluations that are the same are one entry: ``analysis.stored_as``)."""
+    from .analysis import evaluation_entry as entry_of, stored_as
+    return (stored_as(kind, job.method), *entry_of(kind, *configs_of(job)))
 
 
 def is_done(job: Job) -> bool:

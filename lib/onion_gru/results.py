@@ -90,16 +90,24 @@ def analysis_curves(profile: Profile, methods, partial: bool = False) -> pd.Data
                          for point in m["metrics"]["curve"]])
 
 
-def position_results(profile: Profile, methods=INTERVENTION_METHODS, partial: bool = False) -> pd.DataFrame:
+def position_results(profile: Profile, methods=INTERVENTION_METHODS, kind: str = "positions_length9",
+                     partial: bool = False) -> pd.DataFrame:
     """One row per (GRU, intervention, position): the accuracy with that position alone corrupted,
     its floor and examples (``analysis.evaluate_positions``, computed by ``train`` or ``evaluate``),
-    and whether the intervention's own run flattened (else its numbers are lower bounds)."""
+    and whether the intervention's own run flattened (else its numbers are lower bounds).  ``kind``:
+    on the length-9 set for every method (default), or "positions", on each method's own set (the
+    onion's: lengths 2-9, so its late positions have fewer examples).  On the length-9 set each row
+    has the GRU's own accuracy on the same sequences (``gru_accuracy``, the ceiling: from the
+    matched evaluation, which scores the same 5,000 sequences; NaN if it is missing)."""
     rows = []
-    positions = lambda job: evaluation_entry(job, "positions")
-    for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial, positions):
+    for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial,
+                         lambda job: evaluation_entry(job, kind)):
         flattened = cache.read_manifest(*entry(job))["metrics"]["flattened"]
-        rows += [{**_cell(profile, job), "method": job.method, "flattened": flattened, **point}
-                 for point in m["metrics"]["positions"]]
+        matched = cache.read_manifest(*evaluation_entry(job, "matched"))
+        same = matched and matched["metrics"]["eval_set"] == m["metrics"]["eval_set"]
+        ceiling = matched["metrics"]["gru_accuracy"] if same else np.nan
+        rows += [{**_cell(profile, job), "method": job.method, "flattened": flattened, **point,
+                  "gru_accuracy": ceiling} for point in m["metrics"]["positions"]]
     return pd.DataFrame(rows)
 
 

@@ -151,17 +151,17 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
 
 def evaluations(plans, deadline: float | None = None) -> list[str]:
     """Evaluate every trained intervention of each (profile, methods) plan in each way of
-    ``analysis.EVALUATIONS`` (one position at a time; on the length-9 set beside the GRU's own
-    accuracy) where the cache lacks it: evaluation of cached models, no training, one group per
+    ``analysis.EVALUATIONS`` (one position at a time, on its own set and on the length-9 set; on the
+    length-9 set beside the GRU's own accuracy) where the cache lacks it: evaluation of cached models, no training, one group per
     size, method and kind in this process.  Skips the cells whose GRU or intervention is not in the
     cache whole (still training, or a GPU entry shipped without weights); none start past
     ``deadline``.  One line per evaluation, printed as it is done and returned."""
-    from .analysis import EVALUATIONS, INTERVENTION_METHODS, get_evaluations
+    from .analysis import INTERVENTION_METHODS, evaluations_of, get_evaluations
     lines, seen = [], set()
     for profile, methods in plans:
         for method in (m for m in methods if m in INTERVENTION_METHODS):
             for size in profile.sizes:
-                for kind in EVALUATIONS:
+                for kind in evaluations_of(method):
                     todo = []
                     for job in profile_jobs(profile, [method], sizes=[size], models=False):
                         target = evaluation_entry(job, kind)
@@ -180,7 +180,7 @@ def evaluations(plans, deadline: float | None = None) -> list[str]:
 
 
 def _said(kind: str, metrics: dict) -> str:
-    if kind == "positions":
+    if "positions" in metrics:
         return "by position " + " ".join(f"{r['accuracy']:.2f}" for r in metrics["positions"])
     return f"length 9 {metrics['accuracy']:.3f} (the GRU's own {metrics['gru_accuracy']:.3f})"
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from . import cache
 from .checkpoint import checkpoints
-from .analysis import EVALUATIONS, INTERVENTION_METHODS
+from .analysis import EVALUATIONS, INTERVENTION_METHODS, evaluations_of
 from .jobs import entry, evaluation_entry, profile_jobs
 from .profiles import Profile
 
@@ -77,9 +77,9 @@ def job_rows(profile: Profile, methods, root=None) -> list[dict]:
             expected = min(steps.get(_kind_of(kind, label, config), budget["max_steps"]), budget["max_steps"])
             row["hours_left"] = None if rate is None else max(expected - row["step"], 0) * rate / 3600
         rows.append(row)
-        for kind in EVALUATIONS if job.method in INTERVENTION_METHODS else ():
+        for kind in evaluations_of(job.method) if job.method in INTERVENTION_METHODS else ():
             done = cache.is_done(*evaluation_entry(job, kind), root)
-            rows.append({**row, "job": f"{job.label} ({EVALUATIONS[kind]})", "kind": kind, "step": None,
+            rows.append({**row, "job": f"{job.label} ({EVALUATIONS[kind][0]})", "kind": kind, "step": None,
                          "hours_left": 0.0, "state": "done" if done else "missing"})
     return rows
 
