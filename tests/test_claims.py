@@ -37,13 +37,6 @@ def test_a_claim_over_cells_fails_on_any_refuted_cell_and_waits_on_any_undecided
                                                                   "UNDECIDED"]
 
 
-def test_the_interval_of_a_difference_of_two_models_adds_their_standard_errors():
-    iv = claims.difference([0.9, 1.0], [0.1, 0.2])  # each se 0.05: se 0.0707, t(0.975, 1) = 12.706
-    assert iv.mean == pytest.approx(0.8) and iv.hi - iv.mean == pytest.approx(12.706 * math.sqrt(0.005))
-    assert claims.decide(iv, 0.05) == claims.UNDECIDED
-    assert claims.decide(claims.difference([0.9, 0.9, 0.9], [0.1, 0.1, 0.1]), 0.05) is True
-
-
 def test_seeds_of_reads_one_cell_in_seed_order():
     import pandas as pd
     runs = pd.DataFrame({"size": [48, 48, 48, 64], "variant": ["a", "a", "a", "a"], "method": ["m", "m", "x", "m"],
@@ -70,3 +63,28 @@ def test_seeds_by_size_reads_each_size_in_seed_order():
     import pandas as pd
     runs = pd.DataFrame({"size": [64, 48, 48], "seed": [0, 1, 0], "accuracy": [0.5, 0.2, 0.1]})
     assert {n: v.tolist() for n, v in claims.seeds_by_size(runs).items()} == {48: [0.1, 0.2], 64: [0.5]}
+
+
+def test_thresholds_move_together_towards_stricter_or_looser_and_come_back():
+    seeds = [0.85, 0.86, 0.87]  # interval [0.835, 0.895]
+    assert claims.decide(seeds, 0.8) is True and claims.exceeds(0.33, 0.3) and claims.exceeds(0.0, 0.05, above=False)
+    with claims.harder_by(0.1):  # 0.9 (above) and -0.05 (below)
+        assert claims.decide(seeds, 0.8) is False and not claims.exceeds(0.33, 0.3)
+        assert not claims.exceeds(0.0, 0.05, above=False) and claims.decide([0.0, 0.0], 0.05, above=False) is False
+    with claims.harder_by(-0.1):  # 0.7 and 0.15
+        assert claims.decide([0.74, 0.75, 0.76], 0.8) is True and claims.exceeds(0.1, 0.05, above=False)
+    assert claims.decide(seeds, 0.8) is True and claims._harder == 0.0  # restored
+
+
+def test_a_claim_given_as_a_function_records_its_verdict_looser_and_stricter(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from onion_gru.profiles import get_profile
+    monkeypatch.setattr(claims, "figure_dir", lambda profile: tmp_path)
+    P = get_profile("smoke")
+    claims.claim(P, "t", "art", "cells >= 0.8", lambda: claims.decide([0.85, 0.86, 0.87], 0.8), "e")
+    claims.claim(P, "t", "art", "no threshold", True, "e", notebook="02_x")  # a second set of a notebook's claims
+    rows = pd.read_csv(tmp_path / "t_claims.csv", keep_default_na=False)
+    assert rows[["verdict", "looser", "stricter"]].values.tolist() == [["SUPPORTED", "SUPPORTED", "NOT SUPPORTED"],
+                                                                       ["SUPPORTED", "", ""]]
+    assert rows.notebook.tolist() == ["t", "02_x"]

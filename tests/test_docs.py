@@ -20,16 +20,20 @@ def test_the_readme_is_short_and_opens_with_the_verdicts():
     text = (docs.ROOT / "README.md").read_text()
     assert len(re.sub(r"<!--.*?-->", "", text, flags=re.S)) <= 12_000  # what a reader sees: no markers
     first_screen = "\n".join(text.splitlines()[:40])
-    assert "make reproduce" in first_screen and "<!-- generated: claims 0[0-6]_* -->" in first_screen
+    assert "make reproduce" in first_screen and "<!-- generated: claims 00_* 01_* 02_interventions 03_* 04_* 05_* 06_* -->" in first_screen
 
 
 def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "docs").mkdir()
     pd.DataFrame([{"notebook": "01_x", "artefact": "a table", "claim": "it holds", "verdict": "SUPPORTED",
-                   "evidence": "0.91", "replication": "full", "profile": "laptop"}]).to_csv(tmp_path / "figures" / "01_x_claims.csv", index=False)
+                   "evidence": "0.91", "replication": "full", "profile": "laptop", "n": None, "looser": "", "stricter": ""},
+                  {"notebook": "01_x", "artefact": "a table", "claim": "cells >= 0.8", "verdict": "SUPPORTED",
+                   "evidence": "0.85", "replication": "full", "profile": "laptop", "n": 5, "looser": "SUPPORTED",
+                   "stricter": "UNDECIDED"}]).to_csv(tmp_path / "figures" / "01_x_claims.csv", index=False)
     pd.DataFrame({"size": [48, 64], "ms": [1.23456, float("nan")]}).to_csv(tmp_path / "figures" / "t.csv", index=False)
-    stale = "x\n<!-- generated: claims 01_* -->\nSTALE ROW\n<!-- /generated -->\n<!-- generated: csv figures/t.csv -->\n<!-- /generated -->\n"
+    stale = ("x\n<!-- generated: claims 01_* -->\nSTALE ROW\n<!-- /generated -->\n<!-- generated: csv figures/t.csv -->\n"
+             "<!-- /generated -->\n<!-- generated: sensitivity 01_* -->\n<!-- /generated -->\n")
     (tmp_path / "README.md").write_text(stale)
     (tmp_path / "docs" / "d.md").write_text(stale)
     assert docs.update(tmp_path, check=True) == [tmp_path / "README.md", tmp_path / "docs" / "d.md"]
@@ -37,10 +41,12 @@ def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
     readme, doc = (tmp_path / "README.md").read_text(), (tmp_path / "docs" / "d.md").read_text()
     assert "| a table | [`01_x`](notebooks/01_x.ipynb) | it holds | **SUPPORTED** | 0.91 | full |" in readme
     assert "](../notebooks/01_x.ipynb)" in doc and "STALE ROW" not in readme
+    assert "| cells >= 0.8 | **SUPPORTED** (n = 5) | 0.85 |" in readme
+    assert "| `01_x` | it holds | - | **SUPPORTED** | - |\n| `01_x` | cells >= 0.8 | SUPPORTED | **SUPPORTED** | UNDECIDED |" in readme
     assert "| 48 | 1.23 |\n| 64 |  |" in readme
     assert docs.update(tmp_path, check=True) == []
-    assert docs.links(tmp_path) == [(tmp_path / "README.md", "notebooks/01_x.ipynb"),
-                                    (tmp_path / "docs" / "d.md", "../notebooks/01_x.ipynb")]
+    assert docs.links(tmp_path) == 2 * [(tmp_path / "README.md", "notebooks/01_x.ipynb")] + 2 * [
+        (tmp_path / "docs" / "d.md", "../notebooks/01_x.ipynb")]  # one per claim
 
 
 def test_a_value_in_prose_is_the_one_matching_cell_and_goes_stale_with_it(tmp_path):

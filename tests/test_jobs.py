@@ -207,7 +207,7 @@ def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once
     from onion_gru import results
     plan = [(SMOKE, ["onion_unigram", "probe_linear", "linear_unigram"])]
     assert evaluations(plan) == []  # nothing trained yet
-    gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["onion_unigram", "probe_linear"])
+    gru_jobs, analysis_jobs = missing_jobs(SMOKE, ["onion_unigram", "probe_linear", "probe_onion"])
     run_jobs(gru_jobs + analysis_jobs, workers=1)
     from onion_gru.status import job_rows
     state = lambda: {r["job"]: r["state"] for r in job_rows(SMOKE, ["onion_unigram", "probe_linear"])
@@ -246,8 +246,21 @@ def test_trained_interventions_are_evaluated_by_position_and_on_length_nine_once
     nine_rows = results.position_results(SMOKE, ["onion_unigram"])
     assert nine_rows.examples.tolist() == [len(nine)] * 9 and (nine_rows.gru_accuracy == own["accuracy"]).all()
     assert nine_rows.accuracy.tolist() == [r["accuracy"] for r in evaluate_positions(gru, onion, nine, nine_lengths)[0]]
+    # the ceiling beside every analysis: on "valid", the GRU's validation accuracy (the same sequences)
+    scored = results.analysis_results(SMOKE, ["onion_unigram", "probe_linear", "probe_onion"])
+    own_valid = results.rnn_results(SMOKE).set_index(["size", "variant", "seed"])["accuracy"]
+    assert set(scored.eval_set) == {"valid"} and len(scored) > 1
+    assert scored.gru_accuracy.tolist() == [own_valid[r.size, r.variant, r.seed] for r in scored.itertuples()]
+    # crossed (the no-input puzzle): the GRU reading the intervention's patch of the same corruptions
+    # is the intervention's score, and the unpatched state its floor (tests/test_crossed.py: the states)
+    from onion_gru.crossed import crossed
+    probe = get_analysis(gru_config, AnalysisConfig.from_profile(SMOKE, "probe_onion", gru_config), "cpu")[0]
+    (read,) = crossed(gru, onion, probe, tokens, lengths)
+    (scored_valid,) = evaluate_method(gru, onion, tokens, lengths)
+    assert (read["gru_reads_intervention"], read["gru_reads_unpatched"]) == (scored_valid["accuracy"], scored_valid["floor"])
+    assert read["gru_reads_unpatched"] > 0  # the corruption kept the token (about 1/30) on some examples
     costs = results.run_costs(SMOKE)  # the models in the cache, whatever the profile lacks
-    assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear"]
+    assert sorted(costs.method) == ["gru", "onion_unigram", "probe_linear", "probe_onion"]
     assert (costs.core_hours == costs.seconds * costs.threads / costs.group_size / 3600).all() and (costs.seconds > 0).all()
 
 

@@ -53,6 +53,9 @@ def test_onion_beats_linear_decides_on_the_intervals_of_the_linear_accuracy_and_
     assert claims.onion_beats_linear(runs([0.2, 0.25, 0.3], [0.9, 0.9, 0.9]), 48, "autoregressive")[2] is False  # linear works
     assert claims.onion_beats_linear(runs([0.0] * 3, [0.1] * 3), 48, "autoregressive")[2] is False  # onion too weak
     assert claims.onion_beats_linear(runs([0.0, 0.0], [0.4, 0.9]), 48, "autoregressive")[2] == claims.UNDECIDED
+    low = runs([0.0, 0.0, 0.0], [0.78, 0.80, 0.82]).assign(gru_accuracy=[0.4, 0.5, 0.5, 0.9, 0.9, 0.9])
+    assert claims.onion_beats_linear(low, 48, "autoregressive")[2] is None  # the linear cell's GRU below its ceiling
+    assert claims.onion_beats_linear(low.assign(gru_accuracy=0.5), 48, "autoregressive")[2] is True  # at it
 
 
 def test_linear_at_largest_reads_the_largest_size_run_and_decides_on_intervals():
@@ -62,7 +65,7 @@ def test_linear_at_largest_reads_the_largest_size_run_and_decides_on_intervals()
     lo, hi, ok = claims.linear_at_largest(runs({1024: [0.95, 0.96, 0.97], 48: [0.0, 0.0, 0.0], 256: [0.99] * 3}), "no_input")
     assert (lo.mean, round(hi.mean, 6), ok) == (0.0, 0.96, True)
     assert claims.linear_at_largest(runs({1024: [0.70, 0.72, 0.74], 48: [0.0] * 3}), "no_input")[2] is False  # below 0.8
-    assert claims.linear_at_largest(runs({1024: [0.9] * 3, 48: [0.89] * 3}), "no_input")[2] is False  # no rise
+    assert claims.linear_at_largest(runs({1024: [0.9] * 3, 48: [0.0] * 3}).assign(gru_accuracy=0.45), "no_input")[2] is None
     assert claims.linear_at_largest(runs({1024: [0.6, 1.0], 48: [0.0, 0.0]}), "no_input")[2] == claims.UNDECIDED
 
 

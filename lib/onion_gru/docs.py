@@ -3,6 +3,7 @@ files under figures/ (the notebooks write them), between two marker comments, ne
 
     <!-- generated: claims 0[0-6]_* -->      a table of the claims recorded by those notebooks
                                               (several globs: separated by spaces)
+    <!-- generated: sensitivity * -->         their verdicts with the thresholds looser and stricter
     ...                                       (claims.claim: figures/<stem>_claims.csv)
     <!-- /generated -->
     <!-- generated: table figures/02_interventions.md -->   a Markdown table a notebook saved
@@ -39,16 +40,32 @@ def claims_table(patterns: str, root: Path = ROOT) -> str:
     """One row per recorded claim of the notebooks whose stems match one of ``patterns`` (globs,
     separated by spaces): artefact, notebook, claim, verdict and its evidence, as the notebooks
     computed them."""
-    files = sorted({f for pattern in patterns.split() for f in (root / "figures").glob(f"{pattern}_claims.csv")})
-    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    rows = _claims(patterns, root)
     lines = ["| paper artefact | notebook | claim | verdict | evidence (means over seeds) | replication |",
              "|---|---|---|---|---|---|"]
     for r in rows.itertuples():
-        replication = "" if pd.isna(getattr(r, "replication", "")) else getattr(r, "replication", "")
-        n = getattr(r, "n", None)  # the fewest seeds of the cells it was decided on (claims.claim)
-        seeds = "" if n is None or pd.isna(n) else f" (n = {int(n)})"
+        replication = getattr(r, "replication", "")
+        n = getattr(r, "n", "")  # the fewest seeds of the cells it was decided on (claims.claim)
+        seeds = f" (n = {int(float(n))})" if n != "" else ""
         lines.append(f"| {r.artefact} | [`{r.notebook}`](notebooks/{r.notebook}.ipynb) | {r.claim} | **{r.verdict}**{seeds} | "
                      f"{r.evidence} | {replication} |")
+    return "\n".join(lines) + "\n"
+
+
+def _claims(patterns: str, root: Path) -> pd.DataFrame:
+    files = sorted({f for pattern in patterns.split() for f in (root / "figures").glob(f"{pattern}_claims.csv")})
+    return pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+
+def sensitivity_table(patterns: str, root: Path = ROOT) -> str:
+    """Each recorded claim's verdict as decided, and again with every threshold of it moved by
+    ``claims.SENSITIVITY`` towards looser and stricter (claims.claim); "-" for a claim without a
+    threshold."""
+    from .claims import SENSITIVITY
+    lines = [f"| notebook | claim | looser by {SENSITIVITY} | as stated | stricter by {SENSITIVITY} |", "|---|---|---|---|---|"]
+    for r in _claims(patterns, root).itertuples():
+        shown = [getattr(r, "looser", "") or "-", f"**{r.verdict}**", getattr(r, "stricter", "") or "-"]
+        lines.append(f"| `{r.notebook}` | {r.claim} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +144,7 @@ def value(spec: str, root: Path = ROOT) -> str:
     return format(number, fmt or ".2f")
 
 
-KINDS = {"claims": claims_table, "table": included_table, "csv": csv_table, "profiles": profiles_table,
+KINDS = {"claims": claims_table, "sensitivity": sensitivity_table, "table": included_table, "csv": csv_table, "profiles": profiles_table,
          "progress": progress_line}
 
 

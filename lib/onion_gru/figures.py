@@ -27,10 +27,15 @@ def save_figure(fig, stem: str, profile: Profile) -> list[Path]:
     return paths
 
 
+SET_LABELS = {"valid": "lengths 2-9", "intervention": "length 9"}  # the sets methods are scored on
+
+
 def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{variant}", sizes=None):
     """One panel per variant: accuracy against N, one line per method, error bars = std over seeds,
-    and each seed a faint dot beside its mean (so that a reader sees n); ``sizes``: the N on every
-    panel's axis, run or not (default: the sizes each panel has)."""
+    and each seed a faint dot beside its mean (so that a reader sees n); where ``runs`` has the GRU's
+    own accuracy on the scored sequences (``gru_accuracy``), it is drawn in grey as the ceiling, one
+    line per set scored on (``eval_set``); ``sizes``: the N on every panel's axis, run or not
+    (default: the sizes each panel has)."""
     import matplotlib.pyplot as plt
     import numpy as np
     import seaborn as sns
@@ -48,10 +53,24 @@ def accuracy_by_size(runs: pd.DataFrame, variants, ylabel: str, title: str = "{v
             seeds = sub[sub.method == hue]
             ax.scatter([order.index(n) + offset for n in seeds["size"]], seeds["accuracy"], s=5, color=color,
                        alpha=0.45, linewidths=0, zorder=1)
+        draw_ceiling(ax, sub, order)
         ax.set(title=title.format(variant=VARIANT_LABELS[variant]), xlabel="hidden size N", ylabel=ylabel,
                ylim=(-0.02, 1.02))
         ax.legend(fontsize=6, title=None)
     return fig, axes[0]
+
+
+def draw_ceiling(ax, runs: pd.DataFrame, order=None) -> None:
+    """The GRU's own accuracy on the sequences ``runs`` are scored on (``gru_accuracy``, mean over
+    seeds per N), in grey, one line per set scored on (``eval_set``); x is N, or its index in
+    ``order`` on a categorical axis.  Nothing where ``runs`` lacks the column."""
+    if "gru_accuracy" not in runs:
+        return
+    for (name, cut), style in zip(runs.groupby("eval_set", sort=True), ("--", ":")):
+        top = cut.groupby("size")["gru_accuracy"].mean()
+        x = [order.index(n) for n in top.index] if order is not None else top.index
+        ax.plot(x, top.to_numpy(), color="grey", ls=style, lw=0.9, zorder=0,
+                label=f"the GRU itself ({SET_LABELS.get(name, name)})")
 
 
 def log_size_axes(grid, sizes) -> None:

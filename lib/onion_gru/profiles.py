@@ -156,7 +156,7 @@ PROFILES: dict[str, Profile] = {
                       figures="figures", notebooks="notebooks",
                       extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"), ("cayley", "cayley_check"),
                                   ("bf16", "bf16_check")),
-                      size_sources=("laptop", "grid", "large", "gpu_grid", "gpu")),
+                      size_sources=("five_seeds", "laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
     # (one seed), and the GRU on a finer grid of sizes with the three interventions.  The grid shares

@@ -6,6 +6,8 @@ so a result shipped without its weights reads like any other.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -70,16 +72,32 @@ def rnn_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
                          for point in m["metrics"]["curve"]])
 
 
+def ceiling(job, eval_set: str) -> float:
+    """The GRU's own accuracy on the sequences a method of ``job`` is scored on (``eval_set``, the
+    first ``eval_size`` of it): its validation accuracy for "valid" (the same sequences), its
+    matched evaluation's for the length-9 set; NaN where that is not in the cache."""
+    if eval_set == "valid":
+        gru = cache.read_manifest(*entry(replace(job, method=None)))
+        return gru["metrics"]["valid"]["accuracy"] if gru else np.nan
+    matched = cache.read_manifest(*evaluation_entry(job, "matched"))
+    same = matched and matched["metrics"]["eval_set"] == eval_set
+    return matched["metrics"]["gru_accuracy"] if same else np.nan
+
+
 def analysis_results(profile: Profile, methods, sizes=None, variants=None, partial: bool = False) -> pd.DataFrame:
-    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run, time."""
+    """One row per (GRU, method): accuracy (teacher-forced), free-running accuracy, floors, steps run,
+    time, the set it is scored on and the GRU's own accuracy there (``gru_accuracy``, the ceiling),
+    and the accuracy by sequence length (``length_2`` ...)."""
     rows = []
     for job, m in _found(profile, profile_jobs(profile, methods, sizes, variants, models=False), partial):
-        main = next(v for v in m["metrics"].values() if isinstance(v, dict))
+        eval_set, main = next((k, v) for k, v in m["metrics"].items() if isinstance(v, dict))
         rows.append({**_cell(profile, job), "method": job.method,
                      "accuracy": m["metrics"]["accuracy"], "greedy_accuracy": main["greedy_accuracy"],
                      "floor": main.get("floor", np.nan), "chance": m["metrics"]["chance"],
                      "steps": m["metrics"]["steps"], "flattened": m["metrics"]["flattened"],
-                     "train_seconds": m["train_seconds"]})
+                     "train_seconds": m["train_seconds"], "eval_set": eval_set,
+                     "gru_accuracy": ceiling(job, eval_set),
+                     **{f"length_{k}": v for k, v in main.get("by_length", {}).items()}})
     return pd.DataFrame(rows)
 
 
@@ -103,11 +121,9 @@ def position_results(profile: Profile, methods=INTERVENTION_METHODS, kind: str =
     for job, m in _found(profile, profile_jobs(profile, methods, models=False), partial,
                          lambda job: evaluation_entry(job, kind)):
         flattened = cache.read_manifest(*entry(job))["metrics"]["flattened"]
-        matched = cache.read_manifest(*evaluation_entry(job, "matched"))
-        same = matched and matched["metrics"]["eval_set"] == m["metrics"]["eval_set"]
-        ceiling = matched["metrics"]["gru_accuracy"] if same else np.nan
+        top = ceiling(job, m["metrics"]["eval_set"]) if m["metrics"]["eval_set"] != "valid" else np.nan
         rows += [{**_cell(profile, job), "method": job.method, "flattened": flattened, **point,
-                  "gru_accuracy": ceiling} for point in m["metrics"]["positions"]]
+                  "gru_accuracy": top} for point in m["metrics"]["positions"]]
     return pd.DataFrame(rows)
 
 

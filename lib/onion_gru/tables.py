@@ -127,8 +127,9 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     """The paper's table over its six sizes from the profiles in ``profile.size_sources``: at each
     (N, variant, method) the first source that has results fills the cell, its profile named; a
     cell where any seed stopped at its cap (not flattened) is flagged ``CAPPED`` in the Markdown and
-    ``capped`` in the CSV; a cell no source has reads "not run".  ``methods`` None: the GRUs' own
-    accuracies (teacher-forced and free-running).  Saved as ``<stem>_sizes``; returns the per-seed
+    ``capped`` in the CSV; a cell no source has reads "not run"; the CSV has the GRU's own accuracy
+    on the sequences each method is scored on (``gru_accuracy``, mean over seeds: the ceiling).
+    ``methods`` None: the GRUs' own accuracies (teacher-forced and free-running).  Saved as ``<stem>_sizes``; returns the per-seed
     runs, the long table and the Markdown."""
     sizes = PAPER_SIZES if profile.science else tuple(sorted({n for s in profile.size_sources for n in get_profile(s).sizes}))
 
@@ -143,7 +144,7 @@ def across_sizes(profile: Profile, methods, stem: str, row_keys=("variant", "met
     runs = first_found({s: results(get_profile(s)) for s in profile.size_sources}, ("size", "variant", "method"))
     tables = []
     for name, found in runs.groupby("profile", sort=False):
-        agg = aggregate(found, get_profile(name))
+        agg = aggregate(found, get_profile(name), also={"gru_accuracy": "mean"} if "gru_accuracy" in found else None)
         agg["capped"] = (~found.groupby(["size", "variant", "method"], sort=False)["flattened"].all().astype(bool)).to_numpy()
         tables.append(agg)
     table = pd.concat(tables, ignore_index=True).sort_values(["size"], kind="stable")

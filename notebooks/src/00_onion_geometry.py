@@ -93,7 +93,8 @@ print(f"mean off-diagonal cosine: N={min(P.sizes)}: {small:.3f}, N={max(P.sizes)
       f"linear toy {stat.iloc[0]:.3f}, onion toy {stat.iloc[1]:.3f}")
 claims.scope("00_onion_geometry", "new: measured where the paper drew it")
 claims.claim(P, "00_onion_geometry", "conceptual onion figure (drawn by hand in the paper)",
-             "small GRUs layer positions along shared directions", bool(small > 0.3 and small > large),
+             "small GRUs layer positions along shared directions (cosine > 0.3, above the largest's)",
+             lambda: claims.exceeds(small, 0.3) and bool(small > large),
              "mean off-diagonal cosine " + " / ".join(f"{stat[f'GRU N={n} (AR)']:.2f}" for n in P.sizes) + " at N = "
              f"{' / '.join(map(str, P.sizes))}; linear toy {stat.iloc[0]:.2f}, onion toy {stat.iloc[1]:.2f}")
 if not P.science:
