@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from onion_gru import cache
 from onion_gru.analysis import AnalysisConfig, get_analysis
-from onion_gru.cells import GroupElman, GroupLSTM
+from onion_gru.cells import CELLS, GroupElman, GroupLSTM
 from onion_gru.packed import Packing
 from onion_gru.jobs import missing_jobs
 from onion_gru.run import run_jobs
@@ -57,7 +57,73 @@ def test_cell_matches_torch_nn_in_values_and_gradients(cls):
         torch.testing.assert_close(getattr(cell, name).grad[0], p.grad, msg=name)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def _sigma(a):
+    return 1 / (1 + torch.exp(-a))
+
+
+def _input_gru_step(p, x, h):
+    """The GRU with input-only reset and update gates, one step written out (gate order r, z, n)."""
+    (W_ir, W_iz, W_in), (b_ir, b_iz, b_in) = p["weight_ih_l0"].chunk(3), p["bias_ih_l0"].chunk(3)
+    r, z = _sigma(W_ir @ x + b_ir), _sigma(W_iz @ x + b_iz)
+    n = torch.tanh(W_in @ x + b_in + r * (p["weight_hh_l0"] @ h + p["bias_hh_l0"]))
+    return (1 - z) * n + z * h, 1 - z
+
+
+def _mingru_step(p, x, h):
+    """minGRU (Feng et al. 2024, sequential mode): z = sigma(W_z x), h~ = W_h x, h' = (1 - z) h + z h~."""
+    (W_z, W_h), (b_z, b_h) = p["weight_ih_l0"].chunk(2), p["bias_ih_l0"].chunk(2)
+    z = _sigma(W_z @ x + b_z)
+    return (1 - z) * h + z * (W_h @ x + b_h), z
+
+
+def _minlstm_step(p, x, h):
+    """minLSTM (ibid.): f, i = sigma(W_f x), sigma(W_i x); h' = f/(f+i) h + i/(f+i) W_h x."""
+    (W_f, W_i, W_h), (b_f, b_i, b_h) = p["weight_ih_l0"].chunk(3), p["bias_ih_l0"].chunk(3)
+    f, i = _sigma(W_f @ x + b_f), _sigma(W_i @ x + b_i)
+    return f / (f + i) * h + i / (f + i) * (W_h @ x + b_h), i / (f + i)
+
+
+INPUT_GATED = {"gru_input_gates": _input_gru_step, "mingru": _mingru_step, "minlstm": _minlstm_step}
+
+
+@pytest.mark.parametrize("name", sorted(INPUT_GATED))
+def test_input_gated_cells_match_their_formulas_in_float64(name):
+    torch.manual_seed(0)
+    cell = CELLS[name](I, H).double()
+    p = {k: v[0] for k, v in cell.named_parameters()}
+    assert ("weight_hh_l0" in p) == (name == "gru_input_gates")  # the min cells have no recurrent weights
+    B, T = 5, 4
+    x, lengths = torch.randn(B, T, I, dtype=torch.float64), torch.tensor([4, 1, 3, 4, 2])
+    s0 = torch.randn(B, H, dtype=torch.float64)
+    packing = Packing.of(lengths[None], 1, B, T)
+    final = cell(cell.project(packing.pack(x[None])), packing, s0[None], final=True)[0]
+    gi = cell.project(x[None])[0]
+    for b in range(B):
+        h = s0[b]
+        for t in range(int(lengths[b])):
+            before = h
+            h, write = INPUT_GATED[name](p, x[b, t], h)
+            torch.testing.assert_close(cell.write(gi[None, None, b, t], before[None, None])[0, 0], write)
+        torch.testing.assert_close(final[b], h, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["gru", *sorted(INPUT_GATED)])
+def test_only_a_gate_that_sees_the_state_writes_by_position(name):
+    """The same token read at every step: an input-only gate writes it with the same strength each
+    time (so it cannot make a schedule of positions), the GRU's update gate does not."""
+    torch.manual_seed(0)
+    cell = CELLS[name](I, H).double()
+    gi = cell.project(torch.randn(1, 1, 1, I, dtype=torch.float64).expand(1, 1, 6, I))
+    s, writes = torch.zeros(1, 1, H, dtype=torch.float64), []
+    packing = Packing.of(None, 1, 1, 1)
+    for t in range(6):
+        writes.append(cell.write(gi[:, :, t], s))
+        s = cell(gi[:, :, t], packing, s)
+    spread = (torch.stack(writes) - writes[0]).abs().max().item()
+    assert spread > 1e-3 if name == "gru" else spread < 1e-12
+
+
+@pytest.mark.parametrize("cell", ["lstm", "elman", *sorted(INPUT_GATED)])
 def test_a_group_member_computes_what_it_computes_alone(cell):
     configs = [ModelConfig(8, "autoregressive", cell), ModelConfig(8, "no_input", cell)]
     torch.manual_seed(1)
@@ -111,7 +177,7 @@ def test_extension_profiles_under_smoke_keep_smoke_sizes():
     assert RNNConfig.from_profile(gpu_grid, 512, "autoregressive", 0) == RNNConfig.from_profile(gpu, 512, "autoregressive", 0)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "elman"])
+@pytest.mark.parametrize("cell", ["lstm", "elman", *sorted(INPUT_GATED)])
 def test_other_cells_train_and_are_analysed_through_the_cache(cache_root, cell):
     profile = extension(get_profile("smoke"), cell).check(sizes=[16], variants=["autoregressive"])
     grus, analyses = missing_jobs(profile, ["onion_unigram", "probe_gru_ar"])

@@ -211,16 +211,20 @@ class CellWeights(nn.Module):
     the input projection; and the state's width (``width`` H) and what an output layer reads of it.
     The GRU here, the LSTM and Elman cells in cells.py."""
     gates, width = 3, 1
+    recurrent_gates: int | None = None  # blocks of weight_hh (default ``gates``; 0: no recurrent weights)
     matmul_dtype: torch.dtype | None = None  # the recurrent products' precision (PRECISIONS; GRU only)
 
     def __init__(self, input_size: int, hidden_size: int, k: int = 1):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         G = self.gates * hidden_size
+        R = (self.gates if self.recurrent_gates is None else self.recurrent_gates) * hidden_size
         self.weight_ih_l0 = nn.Parameter(torch.empty(k, G, input_size))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(k, G, hidden_size))
+        if R:
+            self.weight_hh_l0 = nn.Parameter(torch.empty(k, R, hidden_size))
         self.bias_ih_l0 = nn.Parameter(torch.empty(k, G))
-        self.bias_hh_l0 = nn.Parameter(torch.empty(k, G))
+        if R:
+            self.bias_hh_l0 = nn.Parameter(torch.empty(k, R))
         bound = 1 / math.sqrt(hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
@@ -232,6 +236,10 @@ class CellWeights(nn.Module):
     def output(self, states: torch.Tensor) -> torch.Tensor:
         """What the output layer reads of states [..., state_size]: h, the first H."""
         return states[..., :self.hidden_size]
+
+    def recurrent(self, s: torch.Tensor) -> torch.Tensor:
+        """W_hh h + b_hh of states s [K, B, state_size] -> [K, B, recurrent blocks * H]."""
+        return torch.baddbmm(self.bias_hh_l0[:, None], s[..., :self.hidden_size], self.weight_hh_l0.mT)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """The input projection W_ih x + b_ih of inputs [K, ..., I] -> [K, ..., gates * H]."""
@@ -250,6 +258,12 @@ class GroupGRU(CellWeights):
         K, B, _ = packing.shape
         h0 = gi.new_zeros(K, B, self.hidden_size) if h0 is None else h0
         return PackedGRU.apply(gi, h0, self.weight_hh_l0, self.bias_hh_l0, packing, final, self.matmul_dtype)
+
+    def write(self, gi: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The write strength of one step from states s with input projections gi: 1 - z (PyTorch's z
+        keeps the old state), [K, B, H]."""
+        H = self.hidden_size
+        return 1 - torch.sigmoid(gi[..., H:2 * H] + self.recurrent(s)[..., H:2 * H])
 
     def sequence(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """States ``[K, B, T, H]`` over full-length inputs ``x [K, B, T, I]``."""

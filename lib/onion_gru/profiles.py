@@ -146,6 +146,7 @@ CELL_MODEL = replace(CONVERGED_GRU, floor=0.05)
 # the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (docs/gpu.md)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
+INPUT_GATED_CELLS = ("gru_input_gates", "mingru", "minlstm")  # cells.py; notebook 13
 SEEDS5 = (0, 1, 2, 3, 4)  # the paper's five models per configuration
 SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
 
@@ -155,7 +156,7 @@ PROFILES: dict[str, Profile] = {
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                       figures="figures", notebooks="notebooks",
                       extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"), ("cayley", "cayley_check"),
-                                  ("bf16", "bf16_check")),
+                                  ("bf16", "bf16_check"), *((cell, cell) for cell in INPUT_GATED_CELLS)),
                       size_sources=("five_seeds", "laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
@@ -165,6 +166,10 @@ PROFILES: dict[str, Profile] = {
     "lstm": Profile("lstm", (48, 64, 128), VARIANTS, (0,), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS, cell="lstm"),
     "elman": Profile("elman", (48, 64, 128), VARIANTS, (0,), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS,
                      cell="elman"),
+    # Cells whose gates see the input only (issue 49, notebook 13): the GRU with input-only reset and
+    # update gates, minGRU and minLSTM (cells.py), two seeds, the interventions of notebook 02.
+    **{cell: Profile(cell, (48, 64, 128), VARIANTS, (0, 1), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS,
+                     methods=GRID_METHODS, cell=cell) for cell in INPUT_GATED_CELLS},
     "grid": Profile("grid", (32, 48, 64, 96, 128, 192, 256), VARIANTS, (0, 1), gru=CONVERGED_GRU,
                     analysis=CONVERGED_ANALYSIS, methods=GRID_METHODS),
     "gpu_grid": Profile("gpu_grid", (384, 512, 768, 1024), VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS,
@@ -194,13 +199,14 @@ PROFILES: dict[str, Profile] = {
                      train_size=20_000, eval_size=300, science=False, data="build/smoke-data",
                      figures="build/smoke/figures",
                      extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid"),
-                                 ("cayley", "smoke_cayley"), ("bf16", "smoke_bf16")),
+                                 ("cayley", "smoke_cayley"), ("bf16", "smoke_bf16"),
+                                 *((cell, f"smoke_{cell}") for cell in INPUT_GATED_CELLS)),
                      size_sources=("smoke", "smoke_grid")),
 }
 # the extension notebooks' companions under smoke (CI runs notebooks 07 and 08 on tiny models)
 PROFILES.update({f"smoke_{name}": replace(PROFILES["smoke"], name=f"smoke_{name}", cell=PROFILES[name].cell,
                                           methods=PROFILES[name].methods, extensions=(), size_sources=())
-                 for name in ("lstm", "elman", "grid")})
+                 for name in ("lstm", "elman", "grid", *INPUT_GATED_CELLS)})
 PROFILES["smoke_cayley"] = replace(PROFILES["smoke_grid"], name="smoke_cayley", methods=PROFILES["cayley_check"].methods,
                                    orthogonal_map="cayley")
 PROFILES["smoke_bf16"] = replace(PROFILES["smoke_grid"], name="smoke_bf16", precision="bf16")

@@ -127,6 +127,12 @@ def position_results(profile: Profile, methods=INTERVENTION_METHODS, kind: str =
     return pd.DataFrame(rows)
 
 
+def of_ceiling(score: float, ceiling: float) -> float:
+    """A score as a fraction of its ceiling (the GRU's own accuracy on the same examples, or a
+    probe's on the clean state): undefined, NaN, where the ceiling is 0."""
+    return score / ceiling if ceiling else float("nan")
+
+
 def matched_results(profile: Profile, methods=INTERVENTION_METHODS, sizes=None, partial: bool = False) -> pd.DataFrame:
     """One row per (GRU, intervention) scored on the length-9 sequences of the "intervention" set,
     whatever its own set (``analysis.EVALUATIONS``): its accuracy, floor, the GRU's own accuracy on
@@ -137,8 +143,8 @@ def matched_results(profile: Profile, methods=INTERVENTION_METHODS, sizes=None, 
     for job, m in _found(profile, profile_jobs(profile, methods, sizes, models=False), partial, matched):
         r = m["metrics"]
         rows.append({**_cell(profile, job), "method": job.method, "accuracy": r["accuracy"], "floor": r["floor"],
-                     "gru_accuracy": r["gru_accuracy"], "of_ceiling": r["accuracy"] / r["gru_accuracy"]
-                     if r["gru_accuracy"] else float("nan"), "examples": r["examples"],
+                     "gru_accuracy": r["gru_accuracy"], "of_ceiling": of_ceiling(r["accuracy"], r["gru_accuracy"]),
+                     "examples": r["examples"],
                      "flattened": cache.read_manifest(*entry(job))["metrics"]["flattened"]})
     return pd.DataFrame(rows)
 
