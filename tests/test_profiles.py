@@ -95,3 +95,23 @@ def test_every_profile_stays_within_the_papers_step_counts(name):
     p = PROFILES[name]
     assert p.gru.max_steps <= 40_000 and p.analysis.max_steps <= 60_000
     assert p.gru.min_steps <= p.gru.max_steps and p.analysis.min_steps <= p.analysis.max_steps
+
+
+def test_a_snapshot_is_its_profile_with_a_shorter_fixed_budget():
+    from onion_gru.jobs import Job, key, trained_by, unique
+    from onion_gru.profiles import at_step, get_profile, with_snapshots
+    dynamics = get_profile("dynamics")
+    snapshot = get_profile("dynamics@2000")
+    assert snapshot == at_step(dynamics, 2000) and snapshot.gru == Budget.fixed(2000, dynamics.gru.eval_every)
+    assert snapshot.snapshots == () and [p.name for p in with_snapshots(dynamics)][-2:] == ["dynamics@32000", "dynamics"]
+    for bad in ("laptop@500", "dynamics@750", "dynamics@50000"):  # a ruled profile; off the curve; past the run
+        with pytest.raises(ValueError, match="snapshot"):
+            get_profile(bad)
+    run = Job(dynamics, 64, "autoregressive", 0)
+    made = trained_by(run)
+    assert [j.profile.gru.max_steps for j in made] == [40_000, *dynamics.snapshots]
+    assert trained_by(Job(snapshot, 64, "autoregressive", 0)) == [Job(snapshot, 64, "autoregressive", 0)]
+    # the run's own job stays; its snapshots' GRU jobs go (the run makes them); their analyses stay
+    analysis = Job(snapshot, 64, "autoregressive", 0, "onion_unigram")
+    assert unique([made[1], run, analysis]) == [run, analysis]
+    assert len({key(j) for j in made}) == len(made)  # every snapshot its own entry

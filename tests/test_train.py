@@ -136,3 +136,27 @@ def test_paper_profile_step_count_is_two_thirds_of_the_authors():
     counts = step_counts()  # 60 GRUs x 40k + 60 x 8 analyses x 60k, against 480 x (40k + 60k)
     assert (counts["grus"], counts["our_steps"], counts["authors_steps"]) == (60, 31_200_000, 48_000_000)
     assert counts["ratio"] <= 2 / 3
+
+
+def test_snapshots_of_one_run_are_the_runs_cut_short():
+    """Configs that differ only in a fixed budget's length train as one run per (variant, seed): each
+    member is, bit for bit, the same runs (the same group) trained for its own number of steps, with
+    its curve up to there."""
+    long, short = replace(TINY, budget=Budget.fixed(18, 6)), replace(TINY, budget=Budget.fixed(6, 6))
+    configs = [long, short, replace(short, seed=1)]
+    group, metrics = train_rnns(configs, "cpu", eval_size=100)
+    assert [m["group_size"] for m in metrics] == [2, 2, 2]  # two runs (seeds 0 and 1), three GRUs
+    for k, config in enumerate(configs):
+        pair = [replace(config, seed=0), replace(config, seed=1)]  # the same two runs, this long
+        alone, alone_metrics = train_rnns(pair, "cpu", eval_size=100)
+        for name, value in alone.member_state(config.seed).items():
+            assert torch.equal(group.member_state(k)[name], value), (config.budget.max_steps, name)
+        assert len(metrics[k]["curve"]) == len(alone_metrics[config.seed]["curve"]) == config.budget.max_steps // 6
+        assert metrics[k]["curve"] == [{**p, "seconds": q["seconds"]} for p, q in
+                                       zip(alone_metrics[config.seed]["curve"], metrics[k]["curve"])]
+        assert metrics[k]["steps"] == config.budget.max_steps
+        assert metrics[k]["valid"] == alone_metrics[config.seed]["valid"]
+    assert metrics[1]["snapshot_of"] == metrics[2]["snapshot_of"] == 18 and "snapshot_of" not in metrics[0]
+    assert group.member_state(0)["rnn.weight_hh_l0"].ne(group.member_state(1)["rnn.weight_hh_l0"]).any()
+    with pytest.raises(ValueError, match="fixed budget"):
+        train_rnns([TINY, replace(TINY, budget=Budget(12, 6, min_steps=6, patience=6, min_gain=0.1))], "cpu")

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from .profiles import DEFAULT_PROFILE, PROFILES, get_profile
+from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, with_snapshots
 
 
 def parse_args(argv=None):
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         names = list(args.profile)
         if args.with_extensions:
             names += [ext for name in args.profile for _, ext in get_profile(name).extensions]
-        profiles = [get_profile(name).check(args.sizes, args.variants, args.seeds) for name in dict.fromkeys(names)]
+        profiles = [p.check(args.sizes, args.variants, args.seeds) for p in _profiles(dict.fromkeys(names), raises=True)]
         plans = [(p, chosen_methods(p, args.methods)) for p in profiles]
         bad = [m for _, methods in plans for m in methods if m not in METHODS]
         if bad:
@@ -159,11 +159,14 @@ def main(argv=None) -> int:
     return 0
 
 
-def _profiles(names):
-    """The named profiles, or None after printing why not (an unknown name)."""
+def _profiles(names, raises: bool = False):
+    """The named profiles, each with its snapshots before it (``profiles.with_snapshots``: training
+    a dynamics profile makes and analyses them all), or None after printing why not (an unknown name)."""
     try:
-        return [get_profile(name) for name in names]
+        return [p for name in names for p in with_snapshots(get_profile(name))]
     except ValueError as err:
+        if raises:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return None
 

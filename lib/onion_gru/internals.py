@@ -5,13 +5,15 @@ PyTorch's GRU is re-run by hand from its weights (gate order r, z, n), so every 
     z = sigma(W_iz x + b_iz + W_hz h + b_hz)      keep (PyTorch's z keeps the old state)
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) candidate
     h' = (1 - z) * n + z * h
-so 1 - z is the write strength, the paper's z_t.
+so 1 - z is the write strength, the paper's z_t.  ``write_schedule`` averages any gated cell's write
+strength (``cells.py``: the share of the new input in each unit) over sequences, step by step.
 """
 from __future__ import annotations
 
 import torch
 
 from .model import RepeatRNN
+from .packed import Packing
 
 
 @torch.no_grad()
@@ -39,3 +41,20 @@ def run_with_gates(model: RepeatRNN, tokens: list[int]) -> dict[str, torch.Tenso
     result = {k: torch.stack(v) for k, v in out.items()}
     result["inputs"] = inputs.cpu()
     return result
+
+
+@torch.no_grad()
+def write_schedule(model: RepeatRNN, tokens: torch.Tensor) -> torch.Tensor:
+    """The mean write strength at each step of a single model (a group of one) reading ``tokens
+    [B, L]`` (all of length L) and generating them again with teacher forcing: [2L], the mean over
+    the B sequences and the units of the cell's ``write`` (1 - z for the GRU)."""
+    if not hasattr(model.rnn, "write"):
+        raise ValueError(f"the {model.config.cell!r} cell has no gate that sets a write strength")
+    x = tokens[None].to(model.device)
+    gi = model.input_projection(torch.cat([x, model.decoder_inputs(x)], 2))  # [1, B, 2L, gates * H]
+    packing = Packing.of(None, 1, x.shape[1], 1, device=model.device)  # one step: the batch's rows
+    s, out = gi.new_zeros(1, x.shape[1], model.state_size), []
+    for t in range(gi.shape[2]):
+        out.append(model.rnn.write(gi[:, :, t], s).mean())
+        s = model.rnn(gi[:, :, t], packing, s)
+    return torch.stack(out).cpu()

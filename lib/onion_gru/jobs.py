@@ -75,11 +75,22 @@ def key(job: Job) -> str:
 
 
 def unique(jobs: list[Job]) -> list[Job]:
-    """``jobs`` without the repeats of an entry (the first job of each entry stays, in its place)."""
+    """``jobs`` without the repeats of an entry (the first job of each entry stays, in its place) and
+    without the snapshots that another job's run makes (``trained_by``)."""
     first: dict[str, Job] = {}
     for job in jobs:
         first.setdefault(key(job), job)
-    return list(first.values())
+    made = {key(snapshot) for job in first.values() for snapshot in trained_by(job)[1:]}
+    return [job for k, job in first.items() if k not in made]
+
+
+def trained_by(job: Job) -> list[Job]:
+    """The job, and for a GRU of a profile with snapshots, the GRU jobs of its snapshots: one run
+    trains them all (``train.train_rnns``)."""
+    from .profiles import at_step
+    if job.method is not None:
+        return [job]
+    return [job] + [replace(job, profile=at_step(job.profile, step)) for step in job.profile.snapshots]
 
 
 def reuse_replayed(job: Job) -> str | None:

@@ -103,6 +103,7 @@ class Schedule:
         self.stopped: list[int | None] = [None] * members
         self.flattened: list[bool | None] = [None] * members  # stopped by the rule, not by the cap
         self.states: list[dict | None] = [None] * members
+        self.kept: dict[int, list[dict]] = {}  # every member's state at the steps ``fit`` was asked to keep
 
     def record(self, step: int, points: list[dict], state_of) -> bool:
         """Add each running member's point (with "accuracy") at ``step``; a member whose curve has
@@ -153,13 +154,14 @@ class Trainee(Protocol):
 
 
 def fit(trainee: Trainee, configs: list, train_set, curve_set, checkpoint: Checkpoint | None = None,
-        stop=None) -> tuple[Schedule, int, float]:
+        stop=None, keep: tuple[int, ...] = ()) -> tuple[Schedule, int, float]:
     """The one training loop: AdamW steps of every member on its own seeded batches of
     ``train_set`` (tokens, lengths), evaluated every ``budget.eval_every`` steps on ``curve_set``, each
     member stopped by the budget's rule (``Schedule``).  Every few minutes, at an evaluation point, the
     whole run (weights, optimizer, samplers, generators, schedule, step) goes to ``checkpoint``, and a
     run finds its checkpoint there and continues from it: a resumed run ends with the bits of one
     never interrupted.  When ``stop()`` turns true the run checkpoints and raises ``Stopped``.
+    Each member's state at the steps ``keep`` goes to ``schedule.kept`` (snapshots: train.py).
     Returns the schedule, the last step, and the seconds it took (resumed runs included)."""
     config = configs[0]
     budget, K = config.budget, len(configs)
@@ -191,6 +193,8 @@ def fit(trainee: Trainee, configs: list, train_set, curve_set, checkpoint: Check
     while step < budget.max_steps:
         step += 1
         loss = optimizer_step(opt, trainee.loss(*batch(tokens, lengths, sample(samplers), trainee.device)))
+        if step in keep:
+            schedule.kept[step] = [trainee.member_state(k) for k in range(K)]
         if budget.evaluates(step):
             accuracies, seconds = trainee.accuracies(*curve_set), round(time.time() - start, 2)
             points = [{"loss": l, "accuracy": a, "seconds": seconds} for a, l in zip(accuracies, loss.tolist())]

@@ -103,6 +103,9 @@ class Profile:
     # the profiles whose results notebooks 01, 02 and 04 combine into one table over the paper's sizes,
     # in order of preference: at each (N, variant, method) the first that has it fills the cell
     size_sources: tuple[str, ...] = ()
+    # fixed-budget profiles only: the steps at which each GRU's state is kept on the way, each cached as
+    # the GRU of the profile at that step (``at_step``; ``with_snapshots``; the dynamics profiles)
+    snapshots: tuple[int, ...] = ()
 
     @property
     def shipped(self) -> bool:
@@ -146,6 +149,8 @@ CELL_MODEL = replace(CONVERGED_GRU, floor=0.05)
 # the gpu caps: a guess to fit one short GPU window, not yet sized from measured rates (docs/gpu.md)
 GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVERGED_ANALYSIS, max_steps=8_000)
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
+SNAPSHOT_STEPS = (500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)  # log-spaced: the dynamics profiles' snapshots
+DYNAMICS_METHODS = ("linear_unigram", "onion_unigram")
 INPUT_GATED_CELLS = ("gru_input_gates", "mingru", "minlstm")  # cells.py; notebook 13
 SEEDS5 = (0, 1, 2, 3, 4)  # the paper's five models per configuration
 SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
@@ -187,6 +192,17 @@ PROFILES: dict[str, Profile] = {
                           analysis=CONVERGED_ANALYSIS),
     "five_seeds_large": Profile("five_seeds_large", (512,), VARIANTS, SEEDS5, gru=CONVERGED_GRU,
                                 analysis=CONVERGED_ANALYSIS, orthogonal_map="cayley"),
+    # Training dynamics (issue 48, notebook 12): each GRU trained a fixed 40,000 steps (the paper's count
+    # and the rule's cap: the "overtrained" arm, far past where the rule stops the shipped ones), and its
+    # state at SNAPSHOT_STEPS on the way.  A snapshot is a profile of its own, "dynamics@2000" (at_step):
+    # training does not depend on when it stops, so the state at step s *is* the GRU of a fixed budget of
+    # s steps, and the one at the rule's stopping step is the shipped GRU.  `onion_gru snapshots` trains
+    # each run once and stores every snapshot; `train --profile dynamics@2000 ...` analyses them.
+    "dynamics": Profile("dynamics", (64, 128), VARIANTS, (0, 1), gru=Budget.fixed(40_000, 500),
+                        analysis=CONVERGED_ANALYSIS, methods=DYNAMICS_METHODS, snapshots=SNAPSHOT_STEPS),
+    "dynamics_large": Profile("dynamics_large", (256, 512), ("autoregressive",), (0, 1), gru=Budget.fixed(40_000, 500),
+                              analysis=CONVERGED_ANALYSIS, methods=DYNAMICS_METHODS, snapshots=SNAPSHOT_STEPS,
+                              orthogonal_map="cayley"),
     # The grid's N = 256 linear interventions again with the Cayley rotation: the check that the cheaper
     # map finds what matrix_exp found before the large profile uses it (same GRUs, same rule).
     "cayley_check": Profile("cayley_check", (256,), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
@@ -214,9 +230,25 @@ DEFAULT_PROFILE = "laptop"
 
 
 def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose from {sorted(PROFILES)}")
-    return PROFILES[name]
+    """A profile by name; "NAME@STEP" is the snapshot of a fixed-budget profile at STEP (``at_step``)."""
+    base, _, step = name.partition("@")
+    if base not in PROFILES:
+        raise ValueError(f"unknown profile {base!r}; choose from {sorted(PROFILES)}")
+    return at_step(PROFILES[base], int(step)) if step else PROFILES[base]
+
+
+def at_step(profile: Profile, step: int) -> Profile:
+    """The snapshot at ``step`` of a profile whose GRUs train a fixed budget: the same GRUs, trained
+    ``step`` steps (the same run cut short: a run does not depend on when it stops)."""
+    if profile.gru.patience or not 0 < step <= profile.gru.max_steps or step % profile.gru.eval_every:
+        raise ValueError(f"{profile.name}@{step}: a snapshot is a multiple of {profile.gru.eval_every} up to "
+                         f"{profile.gru.max_steps} of a fixed-budget profile")
+    return replace(profile, name=f"{profile.name}@{step}", gru=replace(profile.gru, max_steps=step), snapshots=())
+
+
+def with_snapshots(profile: Profile) -> list[Profile]:
+    """The profile's snapshots (earliest first), then the profile: what training it makes."""
+    return [at_step(profile, step) for step in profile.snapshots] + [profile]
 
 
 def extension(profile: Profile, role: str) -> Profile:

@@ -162,7 +162,9 @@ def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
     """One row per model of the profile in the cache (its GRUs, ``method`` "gru", and its analyses,
     default the profile's): steps, the run's wall seconds (its whole group's, resumed runs summed),
     the group's size, torch threads, device and ``core_hours`` = seconds x threads / group size, the
-    cores one model held for its run; an entry copied from another run names it in ``copied_from``."""
+    cores one model held for its run; an entry copied from another run names it in ``copied_from``, and
+    a snapshot (a GRU kept on the way of a longer run, train.train_rnns) costs nothing of its own: 0,
+    with the run's length in ``snapshot_of``."""
     cells = profile.grus()
     jobs = sorted(profile_jobs(profile, methods or profile.methods or METHODS),  # each GRU, then its analyses
                   key=lambda j: (cells.index((j.size, j.variant, j.seed)), j.method is not None))
@@ -173,6 +175,6 @@ def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
         rows.append({"profile": profile.name, "size": job.size, "variant": job.variant, "seed": job.seed,
                      "method": job.method or "gru", "steps": metrics["steps"], "seconds": m["train_seconds"],
                      "group_size": group, "threads": env["threads"], "device": "cuda" if env.get("cuda") else "cpu",
-                     "core_hours": m["train_seconds"] * env["threads"] / group / 3600,
-                     "copied_from": (m.get("copied_from") or {}).get("profile")})
+                     "core_hours": 0.0 if "snapshot_of" in metrics else m["train_seconds"] * env["threads"] / group / 3600,
+                     "copied_from": (m.get("copied_from") or {}).get("profile"), "snapshot_of": metrics.get("snapshot_of")})
     return pd.DataFrame(rows)

@@ -20,7 +20,7 @@ import multiprocessing as mp
 
 from . import cache
 from .checkpoint import Busy, CheckpointMismatch
-from .jobs import Job, configs_of, evaluation_entry, has_weights, key, profile_jobs
+from .jobs import Job, configs_of, evaluation_entry, has_weights, key, profile_jobs, trained_by
 
 # Most models per group.  CPU: measured (docs/performance.md): a step's cost grows linearly with K
 # beyond 2, and 2 workers x 1 thread running pairs beat every other layout of the train stage.
@@ -64,8 +64,9 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
     grus = [gru for gru, _ in configs]
     stop = (lambda: time.time() > deadline) if deadline else None
     try:
-        if jobs[0].method is None:
-            manifests = get_rnns(grus, eval_size=jobs[0].profile.eval_size, stop=stop)[1]
+        if jobs[0].method is None:  # with the snapshots the same runs make (jobs.trained_by), after the jobs' own
+            snapshots = [configs_of(made)[0] for job in jobs for made in trained_by(job)[1:]]
+            manifests = get_rnns(grus + snapshots, eval_size=jobs[0].profile.eval_size, stop=stop)[1][:len(grus)]
             accuracies = [m["metrics"]["valid"]["accuracy"] for m in manifests]
         else:
             manifests = get_analyses(grus, [analysis for _, analysis in configs], stop=stop)[1]
@@ -91,7 +92,8 @@ def _init_worker(threads: int):
 def needs(groups: list[list[Job]]) -> list[set[int]]:
     """For each group, the groups among ``groups`` that train the GRUs its analyses read (found by
     the GRU's entry, whichever profile's job trains it)."""
-    trains = {key(job): i for i, group in enumerate(groups) for job in group if job.method is None}
+    trains = {key(made): i for i, group in enumerate(groups) for job in group if job.method is None
+              for made in trained_by(job)}
     return [{trains[gru] for job in group if job.method and (gru := key(replace(job, method=None))) in trains}
             for group in groups]
 

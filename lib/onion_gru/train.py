@@ -2,7 +2,7 @@
 loop (``loop.fit``), its evaluation, and the cached ``get_rnn`` that every analysis uses."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -35,8 +35,10 @@ class RNNConfig:
 
     @property
     def label(self) -> str:
+        # a fixed budget names its length: the snapshots of one run differ in nothing else (profiles.at_step)
         return (("" if self.cell == "gru" else f"{self.cell}-") + f"N{self.hidden_size}-{self.variant}-s{self.seed}"
-                + ("" if self.precision == "fp32" else f"-{self.precision}"))
+                + ("" if self.precision == "fp32" else f"-{self.precision}")
+                + ("" if self.budget.patience else f"-step{self.budget.max_steps}"))
 
     @classmethod
     def from_profile(cls, profile: Profile, hidden_size: int, variant: str, seed: int) -> "RNNConfig":
@@ -79,24 +81,45 @@ def train_rnns(configs: list[RNNConfig], device=None, eval_size: int | None = No
                checkpoint: Checkpoint | None = None, stop=None) -> tuple[RepeatRNN, list[dict]]:
     """Train a group of GRUs from scratch, each from its own seed's initialisation and batch order
     (``fit``; ``checkpoint`` and ``stop`` as there).  Returns the group, each member as it was when
-    it stopped, and each member's metrics: the final validation result, the curve, the steps run."""
-    check_group(configs, ("variant", "seed"))
-    config, K = configs[0], len(configs)
-    model = from_members(lambda members: RepeatRNN([configs[k].model_config for k in members]),
-                         [c.seed for c in configs]).to(device or default_device())
-    trainee = RNNTrainee(model)
+    it stopped, and each member's metrics: the final validation result, the curve, the steps run.
+
+    Configs that differ only in the length of a fixed budget are one run cut at several steps (the
+    snapshots of profiles.at_step): it is trained once, to the longest, and each member is its
+    state at its own step (``fit``'s ``keep``), with its curve up to there."""
+    check_group(configs, ("variant", "seed", "budget"))
+    longest = max((c.budget for c in configs), key=lambda b: b.max_steps)
+    if any(replace(c.budget, max_steps=longest.max_steps) != longest or (c.budget.patience and c.budget != longest)
+           for c in configs):
+        raise ValueError("a group's budgets may differ only in the length of a fixed budget (snapshots)")
+    runs = list(dict.fromkeys((c.variant, c.seed) for c in configs))  # one run per (variant, seed)
+    run_configs = [replace(configs[0], variant=v, seed=seed, budget=longest) for v, seed in runs]
+    model = from_members(lambda members: RepeatRNN([run_configs[k].model_config for k in members]),
+                         [c.seed for c in run_configs]).to(device or default_device())
     v_tokens, v_lengths = data.load("valid")
     v_tokens, v_lengths = v_tokens[:eval_size], v_lengths[:eval_size]
-    curve_set = v_tokens[:config.budget.curve_size], v_lengths[:config.budget.curve_size]
-    schedule, step, seconds = fit(trainee, configs, data.load("train", size=config.train_size), curve_set,
-                                  checkpoint, stop)
-    model.load_members(schedule.states)
-    final = evaluate(model, v_tokens, v_lengths)
-    longer = {name: [r["accuracy"] for r in evaluate(model, *data.load(name))]
-              for name in ("valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat")}
-    return model, [{"valid": final[k], "longer": {name: v[k] for name, v in longer.items()},
-                    "curve": schedule.curves[k], "steps": schedule.stopped[k], "flattened": schedule.flattened[k],
-                    "seconds_per_step": seconds / step, "group_size": K} for k in range(K)]
+    curve_set = v_tokens[:longest.curve_size], v_lengths[:longest.curve_size]
+    keep = tuple(sorted({c.budget.max_steps for c in configs} - {longest.max_steps}))
+    schedule, step, seconds = fit(RNNTrainee(model), run_configs, data.load("train", size=configs[0].train_size),
+                                  curve_set, checkpoint, stop, keep)
+    results = {}  # step -> (the runs' states there, their validation results, and on the longer sets)
+    for at in {c.budget.max_steps for c in configs}:
+        states = schedule.kept[at] if at in schedule.kept else schedule.states
+        model.load_members(states)
+        results[at] = (states, evaluate(model, v_tokens, v_lengths),
+                       {name: [r["accuracy"] for r in evaluate(model, *data.load(name))]
+                        for name in ("valid_longer_1", "valid_longer_2", "valid_longer_1_norepeat")})
+    members, metrics = [], []
+    for c in configs:
+        k, at = runs.index((c.variant, c.seed)), c.budget.max_steps
+        states, final, longer = results[at]
+        cut = at in schedule.kept
+        members.append(states[k])
+        metrics.append({"valid": final[k], "longer": {name: v[k] for name, v in longer.items()},
+                        "curve": [p for p in schedule.curves[k] if p["step"] <= at],
+                        "steps": at if cut else schedule.stopped[k], "flattened": False if cut else schedule.flattened[k],
+                        "seconds_per_step": seconds / step, "group_size": len(runs)}
+                       | ({"snapshot_of": longest.max_steps} if cut else {}))
+    return RepeatRNN([c.model_config for c in configs]).to(model.device).load_members(members), metrics
 
 
 def rnn_entry(config: RNNConfig) -> tuple[str, dict]:

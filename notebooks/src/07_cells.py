@@ -20,6 +20,18 @@
 # **Hypothesis.**  Onion storage at small N is not specific to the GRU: every cell that learns the
 # task at N = 48 and 64 stores tokens so that the onion intervention succeeds where the linear
 # unigram intervention fails (the criterion of notebook 02, claim 1).
+#
+# **Gates that see only the input (issue 49).**  The GRU builds its onion with a write strength that
+# falls with position while reading (notebook 03); a gate can only make such a schedule if it sees
+# the state (or a clock).  The recurrent models met most today compute their gates from the input
+# alone, so that they train in parallel.  Three such cells learn the same task under the same rule
+# (two seeds; `cells.py`): `gru_input_gates`, the GRU with the recurrent weights of its reset and
+# update gates removed (its candidate still reads the state: one mechanism ablated); and `mingru` and
+# `minlstm` as published ("Were RNNs all we needed?", 2024: one layer, sequential), which have no
+# recurrent weights at all.  **Predicted before the runs:** none of the three stores an onion (the
+# check below NOT SUPPORTED for each; a cell that does not learn the task is NOT TESTABLE), and none
+# has a position-dependent write strength (the write-schedule check below NOT SUPPORTED), while the
+# GRU and the LSTM have one.  What the runs found is in the checks' verdicts, not in this paragraph.
 
 # %% tags=["parameters"]
 profile = "laptop"
@@ -31,11 +43,11 @@ import seaborn as sns
 
 from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import INTERVENTION_METHODS, METHODS
-from onion_gru.profiles import extension
+from onion_gru.profiles import INPUT_GATED_CELLS, extension
 
 P = notebook.active_profile(profile)
 figures.set_style()
-CELLS = {"gru": P, "lstm": extension(P, "lstm"), "elman": extension(P, "elman")}
+CELLS = {"gru": P, **{cell: extension(P, cell) for cell in ("lstm", "elman", *INPUT_GATED_CELLS)}}
 # the GRUs are the notebook's own profile; the other cells' profiles may be incomplete in the cache
 # (`make extensions` trains them; `make test` trains their smoke versions): what is there is shown
 partial = {cell: cell != "gru" for cell in CELLS}
@@ -63,7 +75,7 @@ print(task.pivot_table(index=["cell", "variant"], columns="size", values="mean",
 curves = pd.concat([results.rnn_curves(C, partial[cell]) for cell, C in CELLS.items()], ignore_index=True)
 if len(curves):
     grid = sns.relplot(curves.assign(run=curves.variant + curves.seed.astype(str)), x="step", y="accuracy",
-                       hue="size", style="variant", units="run", estimator=None, col="cell", kind="line",
+                       hue="size", style="variant", units="run", estimator=None, col="cell", col_wrap=3, kind="line",
                        palette="viridis", height=2.2, aspect=1.2, linewidth=0.9)
     grid.set(ylim=(-0.02, 1.02))
     figures.save_figure(grid.figure, "07_cells_task_curves", P)
@@ -71,8 +83,8 @@ if len(curves):
 
 # %% [markdown]
 # ## The eight methods on each cell
-# Mean over the seeds shipped (one for the LSTM and Elman RNN); the long table (`07_cells.csv`) has
-# a `cell` column.
+# Mean over the seeds shipped (one for the LSTM and Elman RNN, two for the input-gated cells); the
+# long table (`07_cells.csv`) has a `cell` column.
 
 # %%
 table = (tables.aggregate(runs, P, by=("cell", "size", "variant", "method"), also={"gru_accuracy": "mean"})
@@ -93,8 +105,12 @@ if len(runs):
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}, {row_name}")  # the default "variant = ... | cell = ..." overlaps
     order = sorted(set(shown["size"]))
+    gru = shown[shown.cell == "gru"].groupby(["variant", "method", "size"]).accuracy.mean()
     for (variant, cell), ax in grid.axes_dict.items():  # the cell's own accuracy on the scored sequences, in grey
         figures.draw_ceiling(ax, shown[(shown.variant == variant) & (shown.cell == cell)], order)
+        for method in set(shown.method) if cell != "gru" else ():  # and the GRU's numbers, thin and light
+            ax.plot(range(len(order)), [gru.get((variant, method, n), float("nan")) for n in order],
+                    color="0.8", linewidth=0.8, zorder=0)
     figures.save_figure(grid.figure, "07_cells", P)
     plt.show()
 
@@ -166,5 +182,84 @@ claims.scope("07_cells", "new")
 for cell, variant in evidence:
     claims.claim(P, "07_cells", "(none: beyond the paper)", f"small {cell} ({tables.VARIANT_LABELS[variant].lower()}) stores an onion",
                  lambda: decide_cell(cell, variant), evidence[(cell, variant)], intervals[(cell, variant)])
+
+# %% [markdown]
+# ## How each cell writes: its write-strength schedule, and its geometry
+# For every shipped model: the mean write strength at each step (`internals.write_schedule`: the
+# share of the new input in each unit; 1 - z for the GRU, the input gate for the LSTM, z for
+# minGRU, the normalised input gate for minLSTM and the GRU's 1 - z again for the ablation; the
+# Elman RNN has no gate) over 500 random length-9 sequences, read and then generated; and notebook
+# 00's geometry number, the mean off-diagonal cosine between the state changes that one token change
+# makes at different positions (near 1: one shared direction, the onion's layout; near 0: separate
+# directions, a linear store's).  The write-schedule check, per cell and variant at N = 64 (notebook
+# 03's size): the schedule is position-dependent when the 95% t-interval over seeds of its spread
+# over reading steps 2-9 (largest minus smallest mean write strength) lies above 0.02 (one seed: no
+# interval, UNDECIDED).  An input-only gate writes a token with the same strength wherever it
+# stands (`tests/test_cells.py`), so its spread over random sequences is sampling noise.
+
+# %%
+import numpy as np
+import torch
+
+from onion_gru.data import N_SYMBOLS
+from onion_gru.geometry import change_vectors, cross_position_cosine
+from onion_gru.internals import write_schedule
+from onion_gru.train import RNNConfig, get_rnn
+
+L, WRITE_SPREAD = 9, 0.02
+sequences = torch.randint(0, N_SYMBOLS, (500, L), generator=torch.Generator().manual_seed(0))
+off_diagonal = ~torch.eye(L, dtype=torch.bool)
+schedules, shapes = [], []
+for m in models.itertuples():
+    model, _ = get_rnn(RNNConfig.from_profile(CELLS[m.cell], m.size, m.variant, m.seed), "cpu", train=False)
+    cell_run = {"cell": m.cell, "size": m.size, "variant": m.variant, "seed": m.seed, "task_accuracy": m.accuracy}
+    cosine = cross_position_cosine(change_vectors(model, length=L, n=500, seed=0))
+    row = {**cell_run, "mean_offdiag_cosine": float(cosine.masked_select(off_diagonal).mean())}
+    if hasattr(model.rnn, "write"):
+        write = write_schedule(model, sequences).numpy()
+        schedules += [{**cell_run, "step": t + 1, "phase": "reading" if t < L else "generating", "write": w}
+                      for t, w in enumerate(write)]
+        row["reading_spread"] = float(write[1:L].max() - write[1:L].min())
+    shapes.append(row)
+schedules, shapes = pd.DataFrame(schedules), pd.DataFrame(shapes)
+tables.save_table(schedules, "07_cells_write", P)
+tables.save_table(shapes, "07_cells_geometry", P)
+print(shapes.groupby(["cell", "variant", "size"], sort=False)[["task_accuracy", "mean_offdiag_cosine", "reading_spread"]]
+      .mean().round(3).to_string())
+
+# %%
+at_size = 64 if 64 in P.sizes else min(P.sizes)
+shown = schedules[(schedules["size"] == at_size)]
+if len(shown):
+    grid = sns.relplot(shown, x="step", y="write", hue="cell", col="variant", kind="line", errorbar=None,
+                       units="seed", estimator=None, height=2.6, aspect=1.3, linewidth=1)
+    for ax in grid.axes.flat:
+        ax.axvline(L + 0.5, color="0.6", linewidth=0.8, linestyle=":")  # reading | generating
+    grid.set_axis_labels("step (1-9 reading, 10-18 generating)", "mean write strength")
+    grid.figure.suptitle(f"N = {at_size}, one line per seed", y=1.03)
+    figures.save_figure(grid.figure, "07_cells_write", P)
+    plt.show()
+
+# %%
+def position_dependent(cell: str, variant: str):
+    spreads = claims.seeds_of(shapes[shapes.cell == cell], at_size, variant, value="reading_spread")
+    return claims.decide(spreads, WRITE_SPREAD)
+
+
+for cell in CELLS:
+    if cell == "elman" or cell not in set(schedules.get("cell", [])):
+        continue
+    for variant in P.variants:
+        spreads = claims.seeds_of(shapes[shapes.cell == cell], at_size, variant, value="reading_spread")
+        if not len(spreads):
+            continue
+        spread = claims.interval(spreads)
+        claims.claim(P, "07_cells", "(none: beyond the paper)",
+                     f"{cell} ({tables.VARIANT_LABELS[variant].lower()}) writes with a position-dependent strength "
+                     f"while reading (spread over steps 2-9 > {WRITE_SPREAD})",
+                     lambda: position_dependent(cell, variant),
+                     f"N = {at_size}: reading spread {spread.text()}", {f"reading spread N={at_size}": spread})
+
+# %%
 if not P.science:
     print("(smoke profile: a pipeline check, not science)")
