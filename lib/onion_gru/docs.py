@@ -100,6 +100,7 @@ def profiles_table(names: str, root: Path = ROOT) -> str:
             "curve: every / on": lambda p: f"{p.gru.eval_every:,} steps / {p.gru.curve_size:,} sequences",
             "training set": lambda p: f"{p.train_size:,}", "evaluation sets": lambda p: f"first {p.eval_size:,}",
             "analyses": lambda p: ", ".join(p.methods) if p.methods else "all eight",
+            "snapshots kept at": lambda p: ", ".join(f"{s:,}" for s in p.snapshots) or "-",
             "rotation": lambda p: p.orthogonal_map, "GRU products": lambda p: p.precision, "cache": lambda p: p.data or "data/ (shipped)",
             "science": lambda p: "yes" if p.science else "no: a pipeline check"}
     lines = ["| | " + " | ".join(f"`{p.name}`" for p in chosen) + " |", "|---|" + "---|" * len(chosen)]
@@ -112,11 +113,11 @@ def progress_line(names: str, root: Path = ROOT) -> str:
     manifests of the shipped cache ``<root>/data`` alone (whatever ONION_GRU_DATA names; a checkpoint
     in progress is this machine's, not the project's)."""
     from .analysis import METHODS
-    from .profiles import get_profile
+    from .profiles import get_profile, with_snapshots
     from .status import job_rows
     lines = []
-    for profile in map(get_profile, names.split()):
-        rows = job_rows(profile, list(profile.methods or METHODS), root / "data")
+    for profile in map(get_profile, names.split()):  # a dynamics profile with its snapshots
+        rows = [r for p in with_snapshots(profile) for r in job_rows(p, list(p.methods or METHODS), root / "data")]
         shipped = [r for r in rows if r["state"] in ("done", "capped")]
         by_kind = {kind: [r for r in shipped if r["kind"] == kind] for kind in ("gru", "analysis")}
         total = {kind: sum(r["kind"] == kind for r in rows) for kind in ("gru", "analysis")}

@@ -161,7 +161,8 @@ PROFILES: dict[str, Profile] = {
     "laptop": Profile("laptop", (48, 64, 128), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
                       figures="figures", notebooks="notebooks",
                       extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"), ("cayley", "cayley_check"),
-                                  ("bf16", "bf16_check"), *((cell, cell) for cell in INPUT_GATED_CELLS)),
+                                  ("bf16", "bf16_check"), *((cell, cell) for cell in INPUT_GATED_CELLS),
+                                  ("dynamics", "dynamics"), ("dynamics_large", "dynamics_large")),
                       size_sources=("five_seeds", "laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
@@ -216,7 +217,8 @@ PROFILES: dict[str, Profile] = {
                      figures="build/smoke/figures",
                      extensions=(("lstm", "smoke_lstm"), ("elman", "smoke_elman"), ("grid", "smoke_grid"),
                                  ("cayley", "smoke_cayley"), ("bf16", "smoke_bf16"),
-                                 *((cell, f"smoke_{cell}") for cell in INPUT_GATED_CELLS)),
+                                 *((cell, f"smoke_{cell}") for cell in INPUT_GATED_CELLS),
+                                 ("dynamics", "smoke_dynamics"), ("dynamics_large", "smoke_dynamics")),
                      size_sources=("smoke", "smoke_grid")),
 }
 # the extension notebooks' companions under smoke (CI runs notebooks 07 and 08 on tiny models)
@@ -226,6 +228,8 @@ PROFILES.update({f"smoke_{name}": replace(PROFILES["smoke"], name=f"smoke_{name}
 PROFILES["smoke_cayley"] = replace(PROFILES["smoke_grid"], name="smoke_cayley", methods=PROFILES["cayley_check"].methods,
                                    orthogonal_map="cayley")
 PROFILES["smoke_bf16"] = replace(PROFILES["smoke_grid"], name="smoke_bf16", precision="bf16")
+PROFILES["smoke_dynamics"] = replace(PROFILES["smoke_grid"], name="smoke_dynamics", methods=DYNAMICS_METHODS,
+                                     gru=Budget.fixed(60, 20, curve_size=200), snapshots=(20, 40))
 DEFAULT_PROFILE = "laptop"
 
 

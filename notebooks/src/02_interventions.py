@@ -248,12 +248,14 @@ for n in small:
         readings = crossed(get_rnns(grus, "cpu", train=False)[0], *models, valid_tokens, valid_lengths)
         for seed, read in zip(seeds, readings):
             cell = (n, variant, seed)
-            short = [onion_runs.loc[cell, f"length_{k}"] / own_lengths.loc[cell, f"length_{k}"] for k in (2, 3, 4)]
+            short = [results.of_ceiling(onion_runs.loc[cell, f"length_{k}"], own_lengths.loc[cell, f"length_{k}"])
+                     for k in (2, 3, 4)]
             at0 = first_position.loc[cell] if cell in first_position.index else None
             rows.append({"size": n, "variant": variant, "seed": seed, **read,
                          "short_of_gru": sum(short) / len(short),
-                         "position0_of_gru": at0["accuracy"] / at0["gru_accuracy"] if at0 is not None else float("nan"),
-                         "own_patch_of_clean": read["probe_reads_probe_patch"] / read["probe_reads_clean"]})
+                         "position0_of_gru": results.of_ceiling(at0["accuracy"], at0["gru_accuracy"])
+                         if at0 is not None else float("nan"),
+                         "own_patch_of_clean": results.of_ceiling(read["probe_reads_probe_patch"], read["probe_reads_clean"])})
 puzzle = pd.DataFrame(rows)
 tables.save_table(puzzle, "02_no_input_puzzle", P)
 shown = puzzle.groupby(["size", "variant"], sort=False)[["short_of_gru", "position0_of_gru", "own_patch_of_clean",

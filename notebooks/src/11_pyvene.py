@@ -43,14 +43,17 @@ ours = {s: results.position_results(get_profile(s), ["linear_unigram"], partial=
 rows = []
 for r in das.itertuples():
     cell = dict(size=r.size, variant=r.variant, seed=r.seed, position=r.position, profile=r.profile)
-    rows.append(cell | {"method": "pyvene DAS (rank N/8, 1,000 steps)", "accuracy": r.accuracy, "floor": r.floor})
     mine = ours[r.profile]
     mine = mine[(mine["size"] == r.size) & (mine.variant == r.variant) & (mine.seed == r.seed)
                 & (mine.position == r.position)] if len(mine) else mine
+    # the ceiling: the GRU's own accuracy on length-9 sequences (the first 5,000 of the set DAS draws its pairs from)
+    cell["gru_accuracy"] = float(mine.gru_accuracy.iloc[0]) if len(mine) else float("nan")
+    rows.append(cell | {"method": "pyvene DAS (rank N/8, 1,000 steps)", "accuracy": r.accuracy, "floor": r.floor})
     if len(mine):
         rows.append(cell | {"method": "ours: linear unigram, one position", "accuracy": float(mine.accuracy.iloc[0]),
                             "floor": float(mine.floor.iloc[0])})
-table = pd.DataFrame(rows, columns=["size", "variant", "seed", "position", "profile", "method", "accuracy", "floor"])
+table = pd.DataFrame(rows, columns=["size", "variant", "seed", "position", "profile", "method", "accuracy", "floor",
+                                    "gru_accuracy"])
 if len(table):
     wide = table.pivot_table(index=["variant", "position", "method"], columns="size", values="accuracy", sort=False)
     wide.columns = [f"N={n}" for n in wide.columns]
@@ -66,6 +69,9 @@ if len(table):
     shown = table.assign(variant=table.variant.map(tables.VARIANT_LABELS), position=table.position.map("position {}".format))
     grid = sns.relplot(shown, x="size", y="accuracy", hue="method", style="method", col="position", row="variant",
                        kind="line", marker="o", height=2.2, aspect=1.2, linewidth=1)
+    for (variant, position), ax in grid.axes_dict.items():  # the GRU itself on length 9, in grey
+        part = shown[(shown.variant == variant) & (shown.position == position) & (shown.method == shown.method.iloc[0])]
+        figures.draw_ceiling(ax, part.assign(eval_set="intervention"))
     figures.log_size_axes(grid, table["size"])
     figures.save_figure(grid.figure, "11_pyvene", P)
     plt.show()
