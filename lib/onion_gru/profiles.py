@@ -251,8 +251,9 @@ def at_step(profile: Profile, step: int) -> Profile:
 
 
 def with_snapshots(profile: Profile) -> list[Profile]:
-    """The profile's snapshots (earliest first), then the profile: what training it makes."""
-    return [at_step(profile, step) for step in profile.snapshots] + [profile]
+    """The profile, then its snapshots (earliest first): what training it makes, in the order its
+    analyses run (the whole run's first: the claims of notebook 12 need it most)."""
+    return [profile] + [at_step(profile, step) for step in profile.snapshots]
 
 
 def extension(profile: Profile, role: str) -> Profile:

@@ -246,6 +246,7 @@ def position_dependent(cell: str, variant: str):
     return claims.decide(spreads, WRITE_SPREAD)
 
 
+claims.scope("07_cells_write", "new")
 for cell in CELLS:
     if cell == "elman" or cell not in set(schedules.get("cell", [])):
         continue
@@ -254,11 +255,12 @@ for cell in CELLS:
         if not len(spreads):
             continue
         spread = claims.interval(spreads)
-        claims.claim(P, "07_cells", "(none: beyond the paper)",
+        claims.claim(P, "07_cells_write", "(none: beyond the paper)",
                      f"{cell} ({tables.VARIANT_LABELS[variant].lower()}) writes with a position-dependent strength "
                      f"while reading (spread over steps 2-9 > {WRITE_SPREAD})",
                      lambda: position_dependent(cell, variant),
-                     f"N = {at_size}: reading spread {spread.text()}", {f"reading spread N={at_size}": spread})
+                     f"N = {at_size}: reading spread {spread.text()}", {f"reading spread N={at_size}": spread},
+                     notebook="07_cells")
 
 # %%
 if not P.science:
