@@ -49,6 +49,16 @@ def test_blocks_are_rendered_from_the_files_and_links_made_relative(tmp_path):
         (tmp_path / "docs" / "d.md", "../notebooks/01_x.ipynb")]  # one per claim
 
 
+def test_a_tally_counts_each_notebooks_verdicts(tmp_path):
+    (tmp_path / "figures").mkdir()
+    pd.DataFrame({"notebook": ["07_y", "07_y", "07_y", "08_z"], "claim": list("abcd"),
+                  "verdict": ["UNDECIDED", "SUPPORTED", "SUPPORTED", "NOT TESTABLE"]}).to_csv(
+        tmp_path / "figures" / "07_y_claims.csv", index=False)
+    assert docs.tally_table("07_*", tmp_path).splitlines()[2:] == [
+        "| [`07_y`](notebooks/07_y.ipynb) | 3 | 2 SUPPORTED, 1 UNDECIDED |",
+        "| [`08_z`](notebooks/08_z.ipynb) | 1 | 1 NOT TESTABLE |"]  # a stem may hold another notebook's claims
+
+
 def test_a_value_in_prose_is_the_one_matching_cell_and_goes_stale_with_it(tmp_path):
     (tmp_path / "figures").mkdir()
     rows = pd.DataFrame({"size": [48, 64, 1024], "variant": ["ar", "ar", "ni"], "mean": [0.781, 0.8898, 0.95],

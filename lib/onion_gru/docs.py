@@ -3,6 +3,7 @@ files under figures/ (the notebooks write them), between two marker comments, ne
 
     <!-- generated: claims 0[0-6]_* -->      a table of the claims recorded by those notebooks
                                               (several globs: separated by spaces)
+    <!-- generated: tally 07_* 08_* -->        per notebook, how many of its claims got each verdict
     <!-- generated: sensitivity * -->         their verdicts with the thresholds looser and stricter
     ...                                       (claims.claim: figures/<stem>_claims.csv)
     <!-- /generated -->
@@ -66,6 +67,19 @@ def sensitivity_table(patterns: str, root: Path = ROOT) -> str:
     for r in _claims(patterns, root).itertuples():
         shown = [getattr(r, "looser", "") or "-", f"**{r.verdict}**", getattr(r, "stricter", "") or "-"]
         lines.append(f"| `{r.notebook}` | {r.claim} | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def tally_table(patterns: str, root: Path = ROOT) -> str:
+    """One row per notebook whose stem matches ``patterns``: how many of its claims got each verdict
+    (the claims themselves: ``claims_table`` in docs/)."""
+    rows = _claims(patterns, root)
+    lines = ["| notebook | claims | verdicts |", "|---|---|---|"]
+    for notebook, part in (rows.groupby("notebook", sort=True) if len(rows) else []):
+        counts = part.verdict.value_counts()
+        order = [v for v in ("SUPPORTED", "NOT SUPPORTED", "UNDECIDED", "NOT TESTABLE") if v in counts]
+        lines.append(f"| [`{notebook}`](notebooks/{notebook}.ipynb) | {len(part)} | "
+                     + ", ".join(f"{counts[v]} {v}" for v in order) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,8 +159,8 @@ def value(spec: str, root: Path = ROOT) -> str:
     return format(number, fmt or ".2f")
 
 
-KINDS = {"claims": claims_table, "sensitivity": sensitivity_table, "table": included_table, "csv": csv_table, "profiles": profiles_table,
-         "progress": progress_line}
+KINDS = {"claims": claims_table, "tally": tally_table, "sensitivity": sensitivity_table, "table": included_table,
+         "csv": csv_table, "profiles": profiles_table, "progress": progress_line}
 
 
 def render(text: str, root: Path = ROOT, relative_to: Path = ROOT) -> str:
@@ -155,7 +169,7 @@ def render(text: str, root: Path = ROOT, relative_to: Path = ROOT) -> str:
     def block(match):
         start, kind, argument, _, end = match.groups()
         body = KINDS[kind](argument.strip(), root)
-        if kind == "claims" and relative_to != root:
+        if kind in ("claims", "tally") and relative_to != root:
             body = body.replace("](notebooks/", f"]({'../' * len(relative_to.relative_to(root).parts)}notebooks/")
         return start + body + end
     text = BLOCK.sub(block, text)
