@@ -36,12 +36,13 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(DATA) $(PY) -m onion_gru train --profile $(PROFILE) --workers $(WORKERS)
 
-# Beyond the paper (notebooks 07, 08): the LSTM, Elman and GRU-size-grid profiles, into the same
-# cache; then the two notebooks again.  Hours on 2 cores (docs/beyond.md); never part of
-# `make reproduce`, whose notebooks read these profiles' shipped results only.
+# Beyond the paper (notebooks 07, 08, 12): the other cells', the GRU size grid's and the training
+# dynamics' profiles (Profile.extensions), into the same cache; then those notebooks again.  Tens of
+# core-hours on 2 cores (docs/beyond.md); never part of `make reproduce`, whose notebooks read these
+# profiles' shipped results only.
 extensions: $(STAMP)
 	$(DATA) $(PY) -m onion_gru train --workers $(WORKERS) --profile $(PROFILE) --with-extensions
-	rm -f build/$(PROFILE)/07_cells.done build/$(PROFILE)/08_size_grid.done
+	rm -f build/$(PROFILE)/07_cells.done build/$(PROFILE)/08_size_grid.done build/$(PROFILE)/12_dynamics.done
 	$(MAKE) reproduce
 
 # One stamp per executed notebook, under build/ (never committed): a fresh clone regenerates every
