@@ -56,11 +56,13 @@ def load_rnn(profile: Profile, size: int, variant: str, seed: int):
 
 
 def rnn_results(profile: Profile, partial: bool = False) -> pd.DataFrame:
-    """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets."""
+    """One row per GRU of the profile: accuracies on valid (overall, greedy, by length) and longer sets,
+    and the CPU it was trained on (its bits are that CPU's: docs/reproducibility.md)."""
     rows = []
     for job, manifest in _found(profile, profile_jobs(profile), partial):
         m = manifest["metrics"]
         rows.append({**_cell(profile, job), "steps": m["steps"], "flattened": m["flattened"],
+                     "cpu": manifest["environment"].get("cpu_model"),
                      "accuracy": m["valid"]["accuracy"], "greedy_accuracy": m["valid"]["greedy_accuracy"],
                      **{f"length_{k}": v for k, v in m["valid"]["by_length"].items()}, **m["longer"]})
     return pd.DataFrame(rows)

@@ -57,7 +57,9 @@ print(f"analyses: {P.analysis.describe()}")
 # One row per (run, step, method) in `figures/12_dynamics.csv`: the method's accuracy and the GRU's
 # own accuracy at that step on the sequences the method is scored on (the ceiling); `task` rows are
 # the GRU's validation accuracy, `geometry` rows notebook 00's cosine.  Rows with `source` "stop" are
-# the shipped GRU (the run at the rule's stopping step) and its shipped analyses.
+# the shipped GRU (the run at the rule's stopping step) and its shipped analyses (at N = 256 those
+# rotate with matrix_exp, the `dynamics_large` snapshots with the Cayley map: notebook 09 finds the
+# two within 0.01 of each other there).
 
 # %%
 def shipped_source(n: int, variant: str, seed: int):
@@ -111,8 +113,10 @@ print(wide.round(2).to_string())
 # %% [markdown]
 # ## Is the run the shipped GRU? (claim 4)
 # The run's curve (every 500 steps on the same 1,000 validation sequences) against the shipped GRU's,
-# up to the shipped GRU's stopping step: the largest difference in loss and accuracy, and where the
-# shipped rule, replayed on the run's curve, stops it.  Equal bits give equal numbers at every point.
+# up to the shipped GRU's stopping step: the first step whose loss differs, the largest difference in
+# loss and accuracy, and where the shipped rule, replayed on the run's curve, stops it.  Equal bits
+# give equal numbers at every point; the same code on another CPU does not (MKL picks its kernels by
+# CPU, docs/reproducibility.md), so each side's CPU is shown.
 
 # %%
 checks = []
@@ -126,15 +130,21 @@ for D in RUNS:
             continue
         both = theirs.merge(run, on="step", suffixes=("_shipped", "_run"))
         stop = S.gru.stop_index(list(run.step), list(run.accuracy))
+        differs = both[both.loss_shipped != both.loss_run].step
+        cpus = [frame[(frame["size"] == n) & (frame.variant == variant) & (frame.seed == seed)].cpu.iloc[0]
+                for frame in (results.rnn_results(S, partial=True), results.rnn_results(D, partial=True))]
         checks.append({"size": n, "variant": variant, "seed": seed, "shipped_profile": S.name,
                        "shipped_steps": int(theirs.step.max()), "points": len(both),
+                       "first_difference": int(differs.min()) if len(differs) else None,
                        "max_loss_difference": float((both.loss_shipped - both.loss_run).abs().max()),
                        "max_accuracy_difference": float((both.accuracy_shipped - both.accuracy_run).abs().max()),
-                       "replayed_stop": int(run.step.iloc[stop]) if stop is not None else None})
+                       "replayed_stop": int(run.step.iloc[stop]) if stop is not None else None,
+                       "shipped_cpu": cpus[0], "run_cpu": cpus[1]})
 checks = pd.DataFrame(checks)
 if len(checks):
     tables.save_table(checks, "12_dynamics_same_run", P)
-    print(checks.to_string(index=False))
+    print(checks.drop(columns=["shipped_cpu", "run_cpu"]).to_string(index=False))
+    print("CPUs (shipped -> run):", "; ".join(sorted({f"{a} -> {b}" for a, b in zip(checks.shipped_cpu, checks.run_cpu)})))
 
 # %% [markdown]
 # ## Along training
@@ -277,11 +287,14 @@ for n in [n for D in RUNS for n in D.sizes if n >= 256]:
 
 same = (len(checks) > 0 and bool((checks.max_loss_difference == 0).all() and (checks.max_accuracy_difference == 0).all()
                                  and (checks.replayed_stop == checks.shipped_steps).all()))
+other_cpu = int((checks.shipped_cpu != checks.run_cpu).sum()) if len(checks) else 0
+first = checks.first_difference.dropna() if len(checks) else pd.Series(dtype=float)
 claims.claim(P, "12_dynamics", "(none: beyond the paper)",
              "each run passes through the shipped GRU (the same curve up to its stop, the rule stops it there)",
              same if len(checks) else None,
-             (f"{len(checks)} runs: largest loss difference {checks.max_loss_difference.max():.2g}, accuracy "
-              f"{checks.max_accuracy_difference.max():.2g}; replayed stop = shipped stop in "
+             (f"{len(checks)} runs ({other_cpu} on another CPU than the shipped GRU): curves first differ at step "
+              f"{f'{int(first.min()):,}' if len(first) else 'none'}, largest loss difference {checks.max_loss_difference.max():.2g}, "
+              f"accuracy {checks.max_accuracy_difference.max():.2g}; replayed stop = shipped stop in "
               f"{int((checks.replayed_stop == checks.shipped_steps).sum())} of {len(checks)}") if len(checks)
              else "no run trained yet")
 if not P.science:
