@@ -68,7 +68,8 @@ def job_rows(profile: Profile, methods, root=None) -> list[dict]:
                "step": None, "hours_left": 0.0}
         if cache.is_done(kind, label, config, root):  # the one definition of done
             metrics = cache.read_manifest(kind, label, config, root)["metrics"]
-            row.update(state="done" if metrics.get("flattened", True) else "capped", step=metrics.get("steps"))
+            fixed = not budget["patience"]  # a fixed budget runs to its end by design: not a cap
+            row.update(state="done" if fixed or metrics.get("flattened", True) else "capped", step=metrics.get("steps"))
         else:
             info = running.get(cache.entry_key(label, config))
             row.update(state="in progress" if info or state == cache.IN_PROGRESS else
