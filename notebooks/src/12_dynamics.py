@@ -149,28 +149,41 @@ if len(checks):
 # %% [markdown]
 # ## Along training
 # Step on a log axis, one panel per size and variant; the GRU's own accuracy in grey (the ceiling),
-# the rule's stopping step dotted, one thin line per seed and the mean thick.
+# one thin line per seed and the mean thick; stars and dotted lines: the shipped GRU at the rule's
+# stopping step (one per seed) and its shipped analyses.
 
 # %%
+panels = [f"N = {n}, {tables.VARIANT_LABELS[v].lower()}"  # autoregressive by size, then no input
+          for v, n in sorted({(v, n) for D in RUNS for v in D.variants for n in D.sizes})]
 shown = dynamics[dynamics.method.isin(("task",) + METHODS + ("geometry",))].assign(
-    method=lambda d: d.method.map({"task": "the GRU itself", "geometry": "geometry (cosine)",
-                                   **tables.METHOD_LABELS}))
+    method=lambda d: d.method.map({"task": "the GRU itself", "geometry": "geometry (cosine)", **tables.METHOD_LABELS}),
+    panel=lambda d: [f"N = {n}, {tables.VARIANT_LABELS[v].lower()}" for n, v in zip(d["size"], d.variant)])
+palette = {"the GRU itself": "0.6", "geometry (cosine)": "C2", tables.METHOD_LABELS["linear_unigram"]: "C0",
+           tables.METHOD_LABELS["onion_unigram"]: "C1"}
 if len(shown):
-    palette = {"the GRU itself": "0.6", "geometry (cosine)": "C2", tables.METHOD_LABELS["linear_unigram"]: "C0",
-               tables.METHOD_LABELS["onion_unigram"]: "C1"}
-    grid = sns.relplot(shown, x="step", y="accuracy", hue="method", col="size", row="variant", kind="line",
-                       units="seed", estimator=None, palette=palette, height=2.3, aspect=1.2, linewidth=0.7,
-                       alpha=0.6, facet_kws={"margin_titles": True})
-    for (variant, n), ax in grid.axes_dict.items():
-        sub = shown[(shown.variant == variant) & (shown["size"] == n)]
-        for method, part in sub.groupby("method"):
+    fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.1 * -(-len(panels) // 2), 5.4), sharex=True,
+                             sharey=True, layout="constrained", squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        sub = shown[shown.panel == panel]
+        for (method, seed), part in sub[sub.source == "snapshot"].groupby(["method", "seed"]):
+            ax.plot(part.step, part.accuracy, color=palette[method], linewidth=0.7, alpha=0.5)
+        for method, part in sub[sub.source == "snapshot"].groupby("method"):
             mean = part.groupby("step").accuracy.mean()
-            ax.plot(mean.index, mean.values, color=palette[method], linewidth=1.8)
-        for step in sorted(set(sub[sub.source == "stop"].step)):
-            ax.axvline(step, color="0.5", linestyle=":", linewidth=0.8)
-    grid.set(xscale="log", ylim=(-0.05, 1.02))
-    grid.set_axis_labels("training step", "accuracy / cosine")
-    figures.save_figure(grid.figure, "12_dynamics", P)
+            ax.plot(mean.index, mean.values, color=palette[method], linewidth=1.8, label=method)
+        for row in sub[sub.source == "stop"].itertuples():  # the shipped GRU at the rule's stop
+            ax.plot(row.step, row.accuracy, "*", color=palette[row.method], markersize=7)
+            ax.axvline(row.step, color="0.5", linestyle=":", linewidth=0.6)
+        ax.set(title=panel, xscale="log", ylim=(-0.05, 1.02))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy / cosine")
+    handles = [plt.Line2D([], [], color=c, linewidth=1.8, label=m) for m, c in palette.items()]
+    handles.append(plt.Line2D([], [], color="0.3", marker="*", linestyle=":", label="shipped GRU, the rule's stop"))
+    fig.legend(handles=handles, loc="outside right center")
+    figures.save_figure(fig, "12_dynamics", P)
     plt.show()
 
 # %% [markdown]
@@ -189,9 +202,9 @@ positions = pd.concat(positions, ignore_index=True) if positions else pd.DataFra
 if len(positions):
     by_step = positions.groupby(["size", "variant", "step", "position"]).accuracy.mean().reset_index()
     tables.save_table(by_step, "12_dynamics_positions", P)
-    panels = list(by_step.groupby(["size", "variant"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), layout="constrained", squeeze=False)
-    for ax, ((n, variant), part) in zip(axes[0], panels):
+    heatmaps = list(by_step.groupby(["size", "variant"]))
+    fig, axes = plt.subplots(1, len(heatmaps), figsize=(3.2 * len(heatmaps), 2.8), layout="constrained", squeeze=False)
+    for ax, ((n, variant), part) in zip(axes[0], heatmaps):
         table = part.pivot(index="step", columns="position", values="accuracy")
         im = ax.imshow(table.values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set(title=f"N={n}, {tables.VARIANT_LABELS[variant].lower()}", xlabel="position",
