@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
 
 def _profiles(names, raises: bool = False):
-    """The named profiles, each with its snapshots before it (``profiles.with_snapshots``: training
+    """The named profiles, each followed by its snapshots (``profiles.with_snapshots``: training
     a dynamics profile makes and analyses them all), or None after printing why not (an unknown name)."""
     try:
         return [p for name in names for p in with_snapshots(get_profile(name))]
