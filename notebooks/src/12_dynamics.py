@@ -7,8 +7,10 @@
 # far past the step where the convergence rule stops the shipped GRU (the "overtrained" arm), and its
 # state is kept at 500, 1k, 2k, 4k, 8k, 16k and 32k steps on the way (`profiles.SNAPSHOT_STEPS`).
 # Training does not depend on when it stops, so the snapshot at step s *is* the GRU of a fixed
-# s-step budget (`profiles.at_step`, the profile `dynamics@s`), and the run passes through the
-# shipped GRU at the rule's stopping step (checked below, curve point by curve point).  On every
+# s-step budget (`profiles.at_step`, the profile `dynamics@s`), and on the CPU that trained the
+# shipped GRU the run passes through it at the rule's stopping step (checked below, curve point by
+# curve point; on another CPU the bits part within the first thousands of steps, and the shipped GRU
+# at its stop is then a twin of the run, not the run itself).  On every
 # snapshot, under the usual rule on the frozen GRU: the linear unigram intervention, the onion
 # intervention and notebook 00's geometry number (the mean off-diagonal cosine of the state changes
 # one token change makes at different positions).  The shipped GRU's own analyses stand at the
@@ -35,7 +37,6 @@ profile = "laptop"
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 
 from onion_gru import claims, figures, notebook, results, tables
