@@ -137,3 +137,19 @@ def test_first_found_takes_each_cell_whole_from_the_first_profile_that_has_it():
     assert list(found["accuracy"]) == [0.1, 0.2, 0.3, 0.4]
     assert list(found["profile"]) == ["large", "large", "large", "laptop"]
     assert tables.first_found({"empty": pd.DataFrame()}, ("size",)).empty
+
+
+def test_counted_once_keeps_each_run_under_the_first_table_and_drops_copies():
+    from onion_gru.results import COST_COLUMNS, counted_once
+
+    def table(profile, *runs):  # runs: (size, method, seconds, copied_from)
+        return pd.DataFrame([{**dict.fromkeys(COST_COLUMNS), "profile": profile, "size": n, "variant": "autoregressive",
+                              "seed": 0, "method": m, "steps": 100, "seconds": s, "copied_from": c}
+                             for n, m, s, c in runs], columns=COST_COLUMNS)
+    laptop = table("laptop", (48, "gru", 10.0, None), (48, "onion_unigram", 5.0, None))
+    grid = table("grid", (48, "gru", 10.0, None), (32, "gru", 3.0, None), (32, "gru", 3.0, None))  # shares laptop's N = 48
+    check = table("check", (48, "gru", 10.0, "grid"), (48, "linear_unigram", 7.0, None), (48, "gru", 11.0, None))
+    kept = counted_once([laptop, grid, check, table("empty")])
+    assert [len(t) for t in kept] == [2, 1, 2, 0]
+    assert kept[1]["size"].tolist() == [32]  # the laptop's GRU is not the grid's, and the grid's N = 32 counts once
+    assert kept[2].method.tolist() == ["linear_unigram", "gru"]  # a copy goes; another run of the same model stays

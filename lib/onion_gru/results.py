@@ -160,6 +160,10 @@ def das_results(profile: Profile, positions=DAS_POSITIONS) -> pd.DataFrame:
                          for gru, m in found if m])
 
 
+COST_COLUMNS = ["profile", "size", "variant", "seed", "method", "steps", "seconds", "group_size", "threads", "device",
+                "core_hours", "copied_from", "snapshot_of"]
+
+
 def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
     """One row per model of the profile in the cache (its GRUs, ``method`` "gru", and its analyses,
     default the profile's): steps, the run's wall seconds (its whole group's, resumed runs summed),
@@ -179,4 +183,19 @@ def run_costs(profile: Profile, methods=None) -> pd.DataFrame:
                      "group_size": group, "threads": env["threads"], "device": "cuda" if env.get("cuda") else "cpu",
                      "core_hours": 0.0 if "snapshot_of" in metrics else m["train_seconds"] * env["threads"] / group / 3600,
                      "copied_from": (m.get("copied_from") or {}).get("profile"), "snapshot_of": metrics.get("snapshot_of")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
+
+
+RUN_KEY = ["size", "variant", "seed", "method", "steps", "seconds"]  # one run of one model, whichever profile lists it
+
+
+def counted_once(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """``run_costs`` tables with every run counted once: each keeps the rows that are neither copies of
+    another run's entry (``copied_from``) nor a run an earlier table (or an earlier row of its own) holds
+    (profiles share configs, hence entries: the grid's N = 48 GRU is the laptop's)."""
+    kept, seen = [], set()
+    for table in tables:
+        rows = table[table.copied_from.isna()]
+        new = [run not in seen and not seen.add(run) for run in rows[RUN_KEY].itertuples(index=False, name=None)]
+        kept.append(rows[pd.Series(new, index=rows.index, dtype=bool)])  # (add returns None: the first is kept)
+    return kept

@@ -19,7 +19,8 @@ import seaborn as sns
 
 from onion_gru import claims, figures, notebook, results, tables
 from onion_gru.analysis import METHODS
-from onion_gru.profiles import get_profile
+from onion_gru.jobs import profile_jobs
+from onion_gru.profiles import get_profile, with_snapshots
 
 P = notebook.active_profile(profile)
 figures.set_style()
@@ -69,9 +70,8 @@ print(steps.unstack("size").to_string())
 # cache counts, not only its own list (the grid's probes at N = 256 were run beyond it).
 
 # %%
-costs = pd.concat([c for c in (results.run_costs(get_profile(name), METHODS) for name in P.size_sources) if len(c)],
-                  ignore_index=True)
-costs = costs[costs.copied_from.isna()].drop_duplicates(["size", "variant", "seed", "method", "steps", "seconds"])
+size_tables = [results.run_costs(get_profile(name), METHODS) for name in P.size_sources]
+costs = pd.concat(results.counted_once(size_tables), ignore_index=True)
 costs["seconds_per_step"] = costs.seconds / costs.steps
 cost_table = (costs.groupby(["size", "method", "profile", "device"], sort=True)
               .agg(models=("core_hours", "size"), steps=("steps", "mean"), seconds_per_step=("seconds_per_step", "mean"),
@@ -92,6 +92,33 @@ by_size["profiles"] = kinds.groupby("size")["profile"].agg(lambda p: " + ".join(
 by_size = by_size.reset_index().round(2)
 _ = tables.save_table(by_size, "06_costs_by_size", P, markdown=tables.to_markdown(by_size.astype(object).fillna("not run")))
 print(by_size.to_string(index=False))
+
+# %% [markdown]
+# ## What the extensions cost
+# The same measure for every profile beyond the paper's tables (`extensions`: other cells, the
+# checks, the training dynamics with their snapshots), in the order listed.  A model counts once, under
+# the first table that holds it: the grid's sizes 48-128 are the laptop's GRUs, already counted above,
+# and a check that reuses the grid's GRUs counts only its own analyses.  `shipped` is models and
+# analyses in the cache against the profile's jobs; a run still going costs what it has run so far
+# only once its entry is written.
+
+# %%
+extension_names = list(dict.fromkeys(name for _, name in P.extensions))
+extension_tables = [pd.concat([results.run_costs(p) for p in with_snapshots(get_profile(name))], ignore_index=True)
+                    for name in extension_names]
+rows = []
+for name, found, new in zip(extension_names, extension_tables,
+                            results.counted_once(size_tables + extension_tables)[len(size_tables):]):
+    jobs = sum(len(profile_jobs(p, p.methods or METHODS)) for p in with_snapshots(get_profile(name)))
+    gru = new.method == "gru"
+    rows.append({"profile": name, "sizes": " ".join(map(str, get_profile(name).sizes)), "shipped": f"{len(found)} of {jobs}",
+                 "models trained": int((gru & new.snapshot_of.isna()).sum()), "analyses": int((~gru).sum()),
+                 "gru core-hours": new[gru].core_hours.sum(), "analysis core-hours": new[~gru].core_hours.sum(),
+                 "core-hours": new.core_hours.sum()})
+ext_costs = pd.DataFrame(rows).round(2)
+_ = tables.save_table(ext_costs, "06_costs_extensions", P)
+print(ext_costs.to_string(index=False))
+print(f"total: {ext_costs['core-hours'].sum():.1f} core-hours beyond the six-size tables")
 
 # %% [markdown]
 # ## Check

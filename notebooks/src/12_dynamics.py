@@ -34,6 +34,8 @@
 profile = "laptop"
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -72,12 +74,25 @@ def shipped_source(n: int, variant: str, seed: int):
     return None
 
 
+@functools.cache
+def read(name: str, what: str) -> pd.DataFrame:
+    """A profile's GRU results ("grus"), GRU curves ("curves") or analyses ("analyses"), read once."""
+    S = get_profile(name)
+    return {"grus": lambda: results.rnn_results(S, partial=True), "curves": lambda: results.rnn_curves(S, partial=True),
+            "analyses": lambda: results.analysis_results(S, METHODS, partial=True)}[what]()
+
+
+def of_run(frame: pd.DataFrame, n: int, variant: str, seed: int) -> pd.DataFrame:
+    """The rows of one GRU (size, variant, seed) in a table of read()."""
+    return frame[(frame["size"] == n) & (frame.variant == variant) & (frame.seed == seed)] if len(frame) else frame
+
+
 L, off_diagonal = 9, ~torch.eye(9, dtype=torch.bool)
 rows, missing = [], []
 for D in RUNS:
     for S in with_snapshots(D):
         step = S.gru.max_steps
-        grus = results.rnn_results(S, partial=True)
+        grus = read(S.name, "grus")
         found = {(g["size"], g["variant"], g["seed"]) for _, g in grus.iterrows()}
         missing += [f"{S.name} {n} {v} s{s}" for n, v, s in S.grus() if (n, v, s) not in found]
         for g in grus.itertuples():
@@ -87,19 +102,17 @@ for D in RUNS:
             cosine = cross_position_cosine(change_vectors(model, length=L, n=500, seed=0))
             rows.append({**cell, "method": "geometry", "accuracy": float(cosine.masked_select(off_diagonal).mean()),
                          "gru_accuracy": g.accuracy})
-        for r in results.analysis_results(S, METHODS, partial=True).itertuples():
+        for r in read(S.name, "analyses").itertuples():
             rows.append({"size": r.size, "variant": r.variant, "seed": r.seed, "step": step, "source": "snapshot",
                          "method": r.method, "accuracy": r.accuracy, "gru_accuracy": r.gru_accuracy})
     for n, variant, seed in D.grus():  # the shipped GRU: the run at the rule's stopping step
         S = shipped_source(n, variant, seed)
-        gru = results.rnn_results(S, partial=True) if S else pd.DataFrame()
-        gru = gru[(gru["size"] == n) & (gru.variant == variant) & (gru.seed == seed)] if len(gru) else gru
+        gru = of_run(read(S.name, "grus"), n, variant, seed) if S else pd.DataFrame()
         if not len(gru):
             continue
         cell = {"size": n, "variant": variant, "seed": seed, "step": int(gru.steps.iloc[0]), "source": "stop"}
         rows.append({**cell, "method": "task", "accuracy": gru.accuracy.iloc[0], "gru_accuracy": gru.accuracy.iloc[0]})
-        shipped = results.analysis_results(S, METHODS, sizes=[n], variants=[variant], partial=True)
-        for r in shipped[shipped.seed == seed].itertuples():
+        for r in of_run(read(S.name, "analyses"), n, variant, seed).itertuples():
             rows.append({**cell, "method": r.method, "accuracy": r.accuracy, "gru_accuracy": r.gru_accuracy})
 dynamics = pd.DataFrame(rows, columns=["size", "variant", "seed", "step", "source", "method", "accuracy",
                                        "gru_accuracy"]).sort_values(["size", "variant", "seed", "step", "method"])
@@ -122,18 +135,16 @@ print(wide.round(2).to_string())
 # %%
 checks = []
 for D in RUNS:
-    runs = results.rnn_curves(D, partial=True)
+    runs = read(D.name, "curves")
     for (n, variant, seed), run in (runs.groupby(["size", "variant", "seed"]) if len(runs) else []):
         S = shipped_source(n, variant, seed)
-        theirs = results.rnn_curves(S, partial=True) if S else pd.DataFrame()
-        theirs = theirs[(theirs["size"] == n) & (theirs.variant == variant) & (theirs.seed == seed)] if len(theirs) else theirs
+        theirs = of_run(read(S.name, "curves"), n, variant, seed) if S else pd.DataFrame()
         if not len(theirs):
             continue
         both = theirs.merge(run, on="step", suffixes=("_shipped", "_run"))
         stop = S.gru.stop_index(list(run.step), list(run.accuracy))
         differs = both[both.loss_shipped != both.loss_run].step
-        cpus = [frame[(frame["size"] == n) & (frame.variant == variant) & (frame.seed == seed)].cpu.iloc[0]
-                for frame in (results.rnn_results(S, partial=True), results.rnn_results(D, partial=True))]
+        cpus = [of_run(read(name, "grus"), n, variant, seed).cpu.iloc[0] for name in (S.name, D.name)]
         checks.append({"size": n, "variant": variant, "seed": seed, "shipped_profile": S.name,
                        "shipped_steps": int(theirs.step.max()), "points": len(both),
                        "first_difference": int(differs.min()) if len(differs) else None,
