@@ -151,7 +151,12 @@ GPU_GRU, GPU_ANALYSIS = replace(CONVERGED_GRU, max_steps=12_000), replace(CONVER
 GRID_METHODS = ("linear_unigram", "linear_bigram", "onion_unigram")  # the interventions of notebook 02
 SNAPSHOT_STEPS = (500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)  # log-spaced: the dynamics profiles' snapshots
 DYNAMICS_METHODS = ("linear_unigram", "onion_unigram")
-INPUT_GATED_CELLS = ("gru_input_gates", "mingru", "minlstm")  # cells.py; notebook 13
+INPUT_GATED_CELLS = ("gru_input_gates", "mingru", "minlstm")  # cells.py; notebook 07
+# Issue 49 asks for N = 256 for a cell that learns the task at 128 but stores nothing linearly there:
+# the GRU with input-only gates (autoregressive: task 0.92, linear unigram 0.00 at N = 128).  minGRU
+# and minLSTM get about a fifth of the length-9 sequences, on which the linear interventions are
+# scored, right at N = 128: they do not learn the task that the linear check needs.
+INPUT_GATED_SIZES = {"gru_input_gates": (48, 64, 128, 256), "mingru": (48, 64, 128), "minlstm": (48, 64, 128)}
 SEEDS5 = (0, 1, 2, 3, 4)  # the paper's five models per configuration
 SMOKE_BUDGET = Budget(60, 20, min_steps=20, patience=20, min_gain=0.01, curve_size=200)
 
@@ -172,9 +177,9 @@ PROFILES: dict[str, Profile] = {
     "lstm": Profile("lstm", (48, 64, 128), VARIANTS, (0,), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS, cell="lstm"),
     "elman": Profile("elman", (48, 64, 128), VARIANTS, (0,), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS,
                      cell="elman"),
-    # Cells whose gates see the input only (issue 49, notebook 13): the GRU with input-only reset and
+    # Cells whose gates see the input only (issue 49, notebook 07): the GRU with input-only reset and
     # update gates, minGRU and minLSTM (cells.py), two seeds, the interventions of notebook 02.
-    **{cell: Profile(cell, (48, 64, 128), VARIANTS, (0, 1), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS,
+    **{cell: Profile(cell, INPUT_GATED_SIZES[cell], VARIANTS, (0, 1), gru=CELL_MODEL, analysis=CONVERGED_ANALYSIS,
                      methods=GRID_METHODS, cell=cell) for cell in INPUT_GATED_CELLS},
     "grid": Profile("grid", (32, 48, 64, 96, 128, 192, 256), VARIANTS, (0, 1), gru=CONVERGED_GRU,
                     analysis=CONVERGED_ANALYSIS, methods=GRID_METHODS),
