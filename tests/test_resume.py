@@ -130,6 +130,27 @@ def test_a_killed_cli_run_resumes_from_its_last_checkpoint(tmp_path):
     assert "1 of 1 jobs finished" in result.stdout and checkpoint.checkpoints(tmp_path / "data") == []
 
 
+def test_sigterm_checkpoints_like_the_deadline_and_the_same_command_resumes(tmp_path):
+    """kill -TERM (a session ending before --stop-after): the running group saves its step and the run
+    exits cleanly, reporting it stopped; the rerun continues from that step."""
+    env = {**os.environ, "ONION_GRU_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
+           "ONION_GRU_CHECKPOINT_SECONDS": "0"}
+    args = [sys.executable, "-m", "onion_gru", "train", "--profile", "smoke", "--sizes", "32",
+            "--variants", "autoregressive", "--methods", "none", "--workers", "1"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not checkpoint.checkpoints(tmp_path / "data") and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "0 of 1 jobs finished, 1 stopped with a checkpoint" in out
+    (info,) = checkpoint.checkpoints(tmp_path / "data")
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert f"resuming from its checkpoint at step {info['step']:,}" in done.stdout
+    assert "1 of 1 jobs finished" in done.stdout
+
+
 def test_stop_after_checkpoints_and_the_same_command_finishes(tmp_path):
     env = {**os.environ, "ONION_GRU_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "onion_gru", "train", "--profile", "smoke", "--sizes", "16",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     from .analysis import METHODS
     from .checkpoint import DISCARD_ENV, ELSEWHERE_ENV
     from .jobs import missing_jobs, reuse_replayed, unique
-    from .run import evaluations, run_jobs
+    from .run import evaluations, run_jobs, stop_now
     if args.command == "evaluate":
         if (profiles := _profiles(args.profile)) is None:
             return 2
@@ -149,6 +150,7 @@ def main(argv=None) -> int:
         os.environ[DISCARD_ENV] = "1"  # read by every worker's Checkpoint.load
     if args.continue_elsewhere:
         os.environ[ELSEWHERE_ENV] = "1"
+    signal.signal(signal.SIGTERM, stop_now)  # kill -TERM: checkpoint and stop, as at the deadline
     start = time.time()
     workers = args.workers or min(2, os.cpu_count() or 1)
     deadline = start + 60 * args.stop_after if args.stop_after is not None else None

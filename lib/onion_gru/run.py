@@ -6,13 +6,16 @@ each limited to cores // workers torch threads (two 2-thread processes on 2 core
 here).  SLURM: one task per group through submitit.  A group in training checkpoints itself
 every few minutes (checkpoint.Checkpoint): a killed worker loses at most those minutes, and the same
 command run again continues each group where its checkpoint left it.  Past a deadline (``train
---stop-after``) every running group checkpoints and stops, and no group starts.  A group whose
+--stop-after``), or on SIGTERM (``stop_now``: a session ending early), every running group
+checkpoints and stops, and no group starts.  A group whose
 entries another process is computing, or whose checkpoint was saved otherwise, is refused and
 the others go on.
 """
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
@@ -50,6 +53,19 @@ def plan_groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
     return groups
 
 
+_STOP = threading.Event()  # set by SIGTERM (``stop_now``): the deadline is now
+
+
+def stop_now(*_) -> None:
+    """A signal handler (``train`` installs it for SIGTERM, in every worker too): checkpoint the
+    running groups at their next step and start no other, as when the deadline passes."""
+    _STOP.set()
+
+
+def past(deadline: float | None) -> bool:
+    return _STOP.is_set() or (deadline is not None and time.time() > deadline)
+
+
 def run_group(jobs: list[Job], threads: int | None = None, deadline: float | None = None) -> list[dict]:
     """Compute one group of jobs into the cache (one entry per job), or, past ``deadline`` (a
     ``time.time()``), checkpoint it and stop; one summary line per job."""
@@ -62,7 +78,7 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
     start = time.time()
     configs = [configs_of(job) for job in jobs]
     grus = [gru for gru, _ in configs]
-    stop = (lambda: time.time() > deadline) if deadline else None
+    stop = lambda: past(deadline)
     try:
         if jobs[0].method is None:  # with the snapshots the same runs make (jobs.trained_by), after the jobs' own
             snapshots = [configs_of(made)[0] for job in jobs for made in trained_by(job)[1:]]
@@ -85,6 +101,7 @@ def run_group(jobs: list[Job], threads: int | None = None, deadline: float | Non
 
 def _init_worker(threads: int):
     os.environ["ONION_GRU_QUIET"] = "1"
+    signal.signal(signal.SIGTERM, stop_now)
     import torch
     torch.set_num_threads(threads)
 
@@ -124,7 +141,7 @@ def run_jobs(jobs: list[Job], workers: int, executor: str = "local", slurm: dict
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     needed, pending, done = needs(groups), list(range(len(groups))), set()
     results, start = [], time.time()
-    accepting = lambda: not (deadline and time.time() > deadline)
+    accepting = lambda: not past(deadline)
     if workers == 1:
         while accepting() and (i := next_group(pending, done, needed)) is not None:
             pending.remove(i)
@@ -172,7 +189,7 @@ def evaluations(plans, deadline: float | None = None) -> list[str]:
                                 and has_weights(replace(job, method=None))):
                             seen.add(here)
                             todo.append((job, *configs_of(job)))
-                    if not todo or (deadline and time.time() > deadline):
+                    if not todo or past(deadline):
                         continue
                     manifests = get_evaluations(kind, [g for _, g, _ in todo], [a for _, _, a in todo])
                     for (job, _, _), m in zip(todo, manifests):
