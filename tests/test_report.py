@@ -69,6 +69,22 @@ def test_linear_at_largest_reads_the_largest_size_run_and_decides_on_intervals()
     assert claims.linear_at_largest(runs({1024: [0.6, 1.0], 48: [0.0, 0.0]}), "no_input")[2] == claims.UNDECIDED
 
 
+def test_linear_at_decides_on_the_linear_unigram_interval_and_is_not_testable_below_the_ceiling():
+    def runs(lin, gru=(0.9, 0.9)):  # per seed; an onion row beside, which the decision must not read
+        return pd.DataFrame([{"size": 256, "variant": "no_input", "method": m, "seed": s, "accuracy": a, "gru_accuracy": g}
+                             for m in ("linear_unigram", "onion_unigram") for s, (a, g) in enumerate(zip(lin, gru))])
+    iv, ok = claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.99)
+    assert (round(iv.mean, 6), iv.n, ok) == (0.705, 2, True)  # interval [0.64, 0.77]
+    assert round(iv.lo, 3) == 0.641  # 0.705 - 12.706 x 0.00707 / sqrt(2)
+    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=0.99)[1] == claims.UNDECIDED  # [0.45, 0.95]
+    assert claims.linear_at(runs([0.30, 0.90]), 256, "no_input", task=0.99)[1] == claims.UNDECIDED
+    assert claims.linear_at(runs([0.0, 0.01]), 256, "no_input", task=0.99)[1] is False
+    assert claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.45)[1] is None  # the task not learned
+    assert claims.linear_at(runs([0.70, 0.71], gru=(0.3, 0.4)), 256, "no_input", task=0.99)[1] is None  # length 9 below
+    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=None) == (None, None)  # not shipped
+    assert claims.linear_at(runs([0.68, 0.72]), 128, "no_input", task=0.99) == (None, None)  # no linear cell there
+
+
 def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
     """Two executions of one notebook differ in timings, random cell ids and where a print was
     split into stream outputs; tidied, they are the same bytes."""

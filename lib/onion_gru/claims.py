@@ -88,6 +88,20 @@ def linear_at_largest(sized_runs: pd.DataFrame, variant: str) -> tuple[Interval,
 LINEAR_FROM = 0.5
 
 
+def linear_at(runs: pd.DataFrame, size: int, variant: str, task: float | None) -> tuple[Interval | None, object]:
+    """Whether a model (``runs``: its seeds' rows of every method, one cell) stores tokens linearly at N
+    = ``size``: the interval of its linear unigram accuracy and the decision against ``LINEAR_FROM``;
+    not testable where its own task accuracy ``task`` is below ``CEILING`` (None: not shipped) or its
+    GRU gets fewer than half of the linear method's scored sequences right (``below_ceiling``)."""
+    lin = seeds_of(runs, size, variant, "linear_unigram")
+    if task is None or not len(lin):
+        return None, None
+    iv = interval(lin)
+    if task < CEILING or below_ceiling(runs, size, variant, "linear_unigram"):
+        return iv, None
+    return iv, decide(iv, LINEAR_FROM)
+
+
 def switch_size(means: pd.Series, threshold: float = LINEAR_FROM) -> int | None:
     """The smallest N (``means``: mean accuracy indexed by N) from which on, at it and every larger
     N measured, the mean reaches ``threshold``; None if the largest does not."""

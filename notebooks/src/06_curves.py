@@ -104,12 +104,13 @@ print(by_size.to_string(index=False))
 
 # %%
 extension_names = list(dict.fromkeys(name for _, name in P.extensions))
-extension_tables = [pd.concat([results.run_costs(p) for p in with_snapshots(get_profile(name))], ignore_index=True)
+extension_parts = {name: with_snapshots(get_profile(name)) for name in extension_names}  # a profile and its snapshots
+extension_tables = [pd.concat([results.run_costs(p) for p in extension_parts[name]], ignore_index=True)
                     for name in extension_names]
 rows = []
 for name, found, new in zip(extension_names, extension_tables,
                             results.counted_once(size_tables + extension_tables)[len(size_tables):]):
-    jobs = sum(len(profile_jobs(p, p.methods or METHODS)) for p in with_snapshots(get_profile(name)))
+    jobs = sum(len(profile_jobs(p, p.methods or METHODS)) for p in extension_parts[name])
     gru = new.method == "gru"
     rows.append({"profile": name, "sizes": " ".join(map(str, get_profile(name).sizes)), "shipped": f"{len(found)} of {jobs}",
                  "models trained": int((gru & new.snapshot_of.isna()).sum()), "analyses": int((~gru).sum()),

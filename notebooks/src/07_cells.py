@@ -143,11 +143,12 @@ def at(cell: str, n: int, variant: str) -> tuple[float | None, pd.DataFrame]:
 
 
 def linear_store(cell: str, variant: str, n: int):
-    """(the decision at N = n, the evidence text, the interval there)."""
+    """(the decision at N = n, ``claims.linear_at``, the evidence text, the interval there)."""
     learned, sub = at(cell, n, variant)
     lin = runs[(runs.cell == cell) & (runs.variant == variant) & (runs.method == "linear_unigram")] if len(runs) else runs
     by_size = claims.seeds_by_size(lin)
-    if learned is None or n not in by_size:
+    iv, decision = claims.linear_at(sub, n, variant, learned)
+    if iv is None:
         return None, f"N = {n}: not run", {}
     shown = ", ".join(f"{by_size[m].mean():.2f}" for m in sorted(by_size))
     sure, possible = claims.switch_bounds(by_size)
@@ -156,10 +157,9 @@ def linear_store(cell: str, variant: str, n: int):
     onion = claims.seeds_of(sub, n, variant, "onion_unigram")
     evidence = (f"linear unigram {shown} at N = {' / '.join(map(str, sorted(by_size)))}; {where}"
                 + (f"; onion {onion.mean():.2f} at N = {n}" if len(onion) else ""))
-    if learned < claims.CEILING or claims.below_ceiling(sub, n, variant, "linear_unigram"):
+    if decision is None:
         return None, f"{evidence}; task at N = {n} {learned:.2f} (length 9: below the ceiling)", {}
-    return (claims.decide(by_size[n], claims.LINEAR_FROM), evidence,
-            {f"linear unigram N={n}": claims.interval(by_size[n])})
+    return decision, evidence, {f"linear unigram N={n}": iv}
 
 
 largest = max(P.sizes)
