@@ -108,7 +108,8 @@ if len(runs):
     gru = shown[shown.cell == "gru"].groupby(["variant", "method", "size"]).accuracy.mean()
     for (variant, cell), ax in grid.axes_dict.items():  # the cell's own accuracy on the scored sequences, in grey
         figures.draw_ceiling(ax, shown[(shown.variant == variant) & (shown.cell == cell)], order)
-        for method in set(shown.method) if cell != "gru" else ():  # and the GRU's numbers, thin and light
+        for method in sorted(set(shown.method)) if cell != "gru" else ():  # and the GRU's numbers, thin and light
+            # (sorted: a set's order of strings changes with the hash seed, and with it the drawn bytes)
             ax.plot(range(len(order)), [gru.get((variant, method, n), float("nan")) for n in order],
                     color="0.8", linewidth=0.8, zorder=0)
     figures.save_figure(grid.figure, "07_cells", P)
@@ -143,7 +144,7 @@ def at(cell: str, n: int, variant: str) -> tuple[float | None, pd.DataFrame]:
 
 
 def linear_store(cell: str, variant: str, n: int):
-    """(the decision at N = n, ``claims.linear_at``, the evidence text, the interval there)."""
+    """(the decision at N = n by ``claims.linear_at``, the evidence text, the interval there)."""
     learned, sub = at(cell, n, variant)
     lin = runs[(runs.cell == cell) & (runs.variant == variant) & (runs.method == "linear_unigram")] if len(runs) else runs
     by_size = claims.seeds_by_size(lin)
