@@ -112,7 +112,8 @@ for name, found, new in zip(extension_names, extension_tables,
                             results.counted_once(size_tables + extension_tables)[len(size_tables):]):
     jobs = sum(len(profile_jobs(p, p.methods or METHODS)) for p in extension_parts[name])
     gru = new.method == "gru"
-    rows.append({"profile": name, "sizes": " ".join(map(str, get_profile(name).sizes)), "shipped": f"{len(found)} of {jobs}",
+    sizes = " ".join(map(str, extension_parts[name][0].sizes))
+    rows.append({"profile": name, "sizes": sizes, "shipped": f"{len(found)} of {jobs}",
                  "models trained": int((gru & new.snapshot_of.isna()).sum()), "analyses": int((~gru).sum()),
                  "gru core-hours": new[gru].core_hours.sum(), "analysis core-hours": new[~gru].core_hours.sum(),
                  "core-hours": new.core_hours.sum()})

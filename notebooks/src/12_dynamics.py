@@ -10,7 +10,8 @@
 # s-step budget (`profiles.at_step`, the profile `dynamics@s`), and on the CPU that trained the
 # shipped GRU the run passes through it at the rule's stopping step (checked below, curve point by
 # curve point; on another CPU the bits part within the first thousands of steps, and the shipped GRU
-# at its stop is then a twin of the run, not the run itself).  On every
+# at its stop is then a twin of the run, not the run itself; `scripts/same_cpu_replay.py` retrains
+# the shipped config on the runs' CPU and finds the run's curve exactly, docs/reproducibility.md).  On every
 # snapshot, under the usual rule on the frozen GRU: the linear unigram intervention, the onion
 # intervention and notebook 00's geometry number (the mean off-diagonal cosine of the state changes
 # one token change makes at different positions).  The shipped GRU's own analyses stand at the
@@ -23,7 +24,8 @@
 # 1. *Small GRUs stay onions when trained on*: at every autoregressive N <= 128, after 40,000 steps
 #    the linear unigram lies below 0.05 and the onion at or above 0.5.
 # 2. *Linearity grows after the task has flattened* (per size and variant): the linear unigram after
-#    40,000 steps exceeds that at the rule's stopping step by at least 0.1 (per seed, the same run).
+#    40,000 steps exceeds that at the rule's stopping step by at least 0.1 (per seed: the shipped GRU at
+#    the stop, which is the run itself on its own CPU and its twin on another, claim 4).
 # 3. *A larger GRU passes through an onion phase* (autoregressive N >= 256): a run has a snapshot, its
 #    task accuracy at least 0.5, where the onion reads at least 0.5 and the linear unigram below 0.05,
 #    and ends with the linear unigram at or above 0.5; decided on the share of runs that do (>= 0.5).
@@ -289,8 +291,9 @@ for D in RUNS:
                          f"gain {iv.text()}" if iv else "not yet analysed", {f"gain N={n}": iv} if iv else None)
 
 
-def onion_phase(n: int) -> np.ndarray:
-    """Per run: 1 if it has an onion snapshot (task >= 0.5, onion >= 0.5, linear < 0.05) and ends linear (>= 0.5)."""
+def phases(n: int) -> list[tuple[bool, float]]:
+    """Per run of the autoregressive N = n GRU: whether it has an onion snapshot (task >= 0.5, onion >=
+    0.5, linear < 0.05), and its linear unigram after the whole run."""
     out = []
     for seed in sorted(set(snap.seed)):
         run = snap[(snap["size"] == n) & (snap.variant == "autoregressive") & (snap.seed == seed)]
@@ -298,16 +301,23 @@ def onion_phase(n: int) -> np.ndarray:
         if not {"task", *METHODS} <= set(table.columns) or end not in table.index:
             continue
         onion = (table.task >= claims.CEILING) & (table.onion_unigram >= 0.5) & (table.linear_unigram < 0.05)
-        out.append(float(onion.any() and table.linear_unigram[end] >= 0.5))
-    return np.array(out)
+        out.append((bool(onion.any()), float(table.linear_unigram[end])))
+    return out
+
+
+def onion_phase(n: int) -> np.ndarray:
+    """Per run: 1 if it has an onion snapshot and ends linear (linear unigram >= 0.5)."""
+    return np.array([float(onion and last >= 0.5) for onion, last in phases(n)])
 
 
 for n in [n for D in RUNS for n in D.sizes if n >= 256]:
-    passes = onion_phase(n)
+    passes, runs = onion_phase(n), phases(n)
     claims.claim(P, "12_dynamics", "(none: beyond the paper)",
                  f"the autoregressive N = {n} GRU passes through an onion phase before it turns linear",
                  lambda: claims.decide(onion_phase(n), 0.5),
-                 f"{int(passes.sum())} of {len(passes)} runs" if len(passes) else "not yet analysed",
+                 (f"{int(passes.sum())} of {len(passes)} runs: an onion snapshot in {sum(o for o, _ in runs)}, "
+                  f"linear unigram {' / '.join(f'{last:.2f}' for _, last in runs)} after {end:,} steps")
+                 if len(passes) else "not yet analysed",
                  {f"share N={n}": claims.interval(passes)} if len(passes) else None)
 
 same = (len(checks) > 0 and bool((checks.max_loss_difference == 0).all() and (checks.max_accuracy_difference == 0).all()
