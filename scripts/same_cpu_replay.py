@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from onion_gru import results
-from onion_gru.profiles import ROOT, get_profile
 from onion_gru.cache import cpu_model
+from onion_gru.profiles import ROOT, get_profile
 from onion_gru.train import RNNConfig, train_rnns
 
 
@@ -33,7 +33,7 @@ def cpu(model: str) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--size", type=int, default=128, help="one of the dynamics profile's sizes (64, 128)")
     p.add_argument("--variant", default="no_input")
     args = p.parse_args()
     torch.set_num_threads(1)  # the shipped GRUs' (their manifests' environment)
