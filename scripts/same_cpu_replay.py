@@ -47,16 +47,12 @@ def main():
     here = cpu_model()
     rows = []
     for seed, m in zip(seeds, metrics):
-        replay = pd.DataFrame(m["curve"])
-        curve = runs[runs.seed == seed]
-        both = replay.merge(curve, on="step", suffixes=("_replay", "_run"))
-        differs = both[(both.loss_replay != both.loss_run) | (both.accuracy_replay != both.accuracy_run)].step
-        stop = shipped.gru.stop_index(list(curve.step), list(curve.accuracy))  # the rule, replayed on the run
+        agree = results.curve_agreement(pd.DataFrame(m["curve"]), runs[runs.seed == seed], shipped.gru)
         gru = theirs[theirs.seed == seed].iloc[0]
         rows.append({"size": args.size, "variant": args.variant, "seed": seed, "replay_steps": m["steps"],
-                     "points": len(both), "first_difference": int(differs.min()) if len(differs) else None,
-                     "max_loss_difference": float((both.loss_replay - both.loss_run).abs().max()),
-                     "run_stop_by_rule": int(curve.step.iloc[stop]) if stop is not None else None,
+                     "points": agree["points"], "first_difference": agree["first_difference"],
+                     "max_loss_difference": agree["max_loss_difference"],
+                     "run_stop_by_rule": agree["stop_by_rule"],  # the shipped rule, replayed on the run
                      "replay_accuracy": round(m["valid"]["accuracy"], 4), "shipped_steps": int(gru.steps),
                      "shipped_accuracy": round(float(gru.accuracy), 4), "replay_cpu": cpu(here),
                      "run_cpu": cpu(grus[grus.seed == seed].cpu.iloc[0]), "shipped_cpu": cpu(gru.cpu)})

@@ -73,16 +73,19 @@ def test_linear_at_decides_on_the_linear_unigram_interval_and_is_not_testable_be
     def runs(lin, gru=(0.9, 0.9)):  # per seed; an onion row beside, which the decision must not read
         return pd.DataFrame([{"size": 256, "variant": "no_input", "method": m, "seed": s, "accuracy": a, "gru_accuracy": g}
                              for m in ("linear_unigram", "onion_unigram") for s, (a, g) in enumerate(zip(lin, gru))])
-    iv, ok = claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.99)
-    assert (round(iv.mean, 6), iv.n, ok) == (0.705, 2, True)  # interval [0.64, 0.77]
+    iv, ok, why = claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.99)
+    assert (round(iv.mean, 6), iv.n, ok, why) == (0.705, 2, True, None)  # interval [0.64, 0.77]
     assert round(iv.lo, 3) == 0.641  # 0.705 - 12.706 x 0.00707 / sqrt(2)
-    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=0.99)[1] == claims.UNDECIDED  # [0.45, 0.95]
+    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=0.99)[1:] == (claims.UNDECIDED, None)  # [0.45, 0.95]
     assert claims.linear_at(runs([0.30, 0.90]), 256, "no_input", task=0.99)[1] == claims.UNDECIDED
-    assert claims.linear_at(runs([0.0, 0.01]), 256, "no_input", task=0.99)[1] is False
-    assert claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.45)[1] is None  # the task not learned
-    assert claims.linear_at(runs([0.70, 0.71], gru=(0.3, 0.4)), 256, "no_input", task=0.99)[1] is None  # length 9 below
-    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=None) == (None, None)  # not shipped
-    assert claims.linear_at(runs([0.68, 0.72]), 128, "no_input", task=0.99) == (None, None)  # no linear cell there
+    assert claims.linear_at(runs([0.0, 0.01]), 256, "no_input", task=0.99)[1:] == (False, None)
+    assert claims.linear_at(runs([0.70, 0.71]), 256, "no_input", task=0.45)[1:] == (None, "below the ceiling")
+    # the task learned, but its GRU gets under half of the length-9 sequences right (and with both, the task first)
+    assert claims.linear_at(runs([0.70, 0.71], gru=(0.3, 0.4)), 256, "no_input", task=0.99)[1:] == (
+        None, "length 9: below the ceiling")
+    assert claims.linear_at(runs([0.70, 0.71], gru=(0.3, 0.4)), 256, "no_input", task=0.45)[2] == "below the ceiling"
+    assert claims.linear_at(runs([0.68, 0.72]), 256, "no_input", task=None) == (None, None, "not run")  # not shipped
+    assert claims.linear_at(runs([0.68, 0.72]), 128, "no_input", task=0.99) == (None, None, "not run")  # no linear cell
 
 
 def test_tidy_notebook_makes_outputs_independent_of_timing(tmp_path):
@@ -169,3 +172,25 @@ def test_counted_once_keeps_each_run_under_the_first_table_and_drops_copies():
     assert [len(t) for t in kept] == [2, 1, 2, 0]
     assert kept[1]["size"].tolist() == [32]  # the laptop's GRU is not the grid's, and the grid's N = 32 counts once
     assert kept[2].method.tolist() == ["linear_unigram", "gru"]  # a copy goes; another run of the same model stays
+
+
+def test_curve_agreement_finds_the_first_differing_point_and_replays_the_rule_on_the_run():
+    from onion_gru.profiles import Budget
+    from onion_gru.results import curve_agreement
+
+    steps = [500 * k for k in range(1, 11)]
+    accuracy = [0.2, 0.5, 0.8, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]
+    reference = pd.DataFrame({"step": steps, "loss": [1.0 / k for k in range(1, 11)], "accuracy": accuracy})
+    rule = Budget(40_000, 500, min_steps=2_000, patience=1_500, min_gain=0.01)  # flat from 2,500: stops at 4,000
+    same = curve_agreement(reference, reference.copy(), rule)
+    assert same == {"points": 10, "first_difference": None, "max_loss_difference": 0.0,
+                    "max_accuracy_difference": 0.0, "stop_by_rule": 4_000}
+    run = reference.copy()
+    run.loc[run.step == 3_000, "accuracy"] = 0.951  # accuracy alone differs: a difference all the same
+    run.loc[run.step == 4_500, "loss"] += 0.25
+    other = curve_agreement(reference, run, rule)
+    assert other["first_difference"] == 3_000 and other["max_loss_difference"] == 0.25
+    assert math.isclose(other["max_accuracy_difference"], 0.001)
+    assert curve_agreement(reference, run.iloc[:6], rule) | {"max_loss_difference": 0.0} == {
+        "points": 6, "first_difference": 3_000, "max_loss_difference": 0.0,
+        "max_accuracy_difference": other["max_accuracy_difference"], "stop_by_rule": None}  # ends before the rule stops

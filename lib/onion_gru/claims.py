@@ -88,18 +88,23 @@ def linear_at_largest(sized_runs: pd.DataFrame, variant: str) -> tuple[Interval,
 LINEAR_FROM = 0.5
 
 
-def linear_at(runs: pd.DataFrame, size: int, variant: str, task: float | None) -> tuple[Interval | None, object]:
+def linear_at(runs: pd.DataFrame, size: int, variant: str, task: float | None
+              ) -> tuple[Interval | None, object, str | None]:
     """Whether a model (``runs``: its seeds' rows of every method, one cell) stores tokens linearly at N
-    = ``size``: the interval of its linear unigram accuracy and the decision against ``LINEAR_FROM``;
-    not testable where its own task accuracy ``task`` is below ``CEILING`` (None: not shipped) or its
-    GRU gets fewer than half of the linear method's scored sequences right (``below_ceiling``)."""
+    = ``size``: the interval of its linear unigram accuracy, the decision against ``LINEAR_FROM``, and
+    why there is none (None where decided): "not run" (no linear cell, or ``task`` None: the GRU not
+    shipped), "below the ceiling" (its own task accuracy ``task`` is below ``CEILING``) or "length 9:
+    below the ceiling" (its GRU gets fewer than half of the linear method's scored sequences right,
+    ``below_ceiling``)."""
     lin = seeds_of(runs, size, variant, "linear_unigram")
     if task is None or not len(lin):
-        return None, None
+        return None, None, "not run"
     iv = interval(lin)
-    if task < CEILING or below_ceiling(runs, size, variant, "linear_unigram"):
-        return iv, None
-    return iv, decide(iv, LINEAR_FROM)
+    if task < CEILING:
+        return iv, None, "below the ceiling"
+    if below_ceiling(runs, size, variant, "linear_unigram"):
+        return iv, None, "length 9: below the ceiling"
+    return iv, decide(iv, LINEAR_FROM), None
 
 
 def switch_size(means: pd.Series, threshold: float = LINEAR_FROM) -> int | None:

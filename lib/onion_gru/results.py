@@ -74,6 +74,21 @@ def rnn_curves(profile: Profile, partial: bool = False) -> pd.DataFrame:
                          for point in m["metrics"]["curve"]])
 
 
+def curve_agreement(reference: pd.DataFrame, run: pd.DataFrame, budget) -> dict:
+    """How far two training curves of one config (frames with step, loss and accuracy, as
+    ``rnn_curves`` gives) agree at the steps both recorded: the number of shared points, the first
+    step whose loss or accuracy differs (None: equal at every point, as equal bits give), the largest
+    differences, and the step at which ``budget``'s rule, replayed on ``run``'s curve, stops it (None:
+    the curve ends first).  Notebook 12's same-run check and scripts/same_cpu_replay.py read it."""
+    both = reference.merge(run, on="step", suffixes=("_reference", "_run"))
+    differs = both[(both.loss_reference != both.loss_run) | (both.accuracy_reference != both.accuracy_run)].step
+    stop = budget.stop_index(list(run.step), list(run.accuracy))
+    return {"points": len(both), "first_difference": int(differs.min()) if len(differs) else None,
+            "max_loss_difference": float((both.loss_reference - both.loss_run).abs().max()),
+            "max_accuracy_difference": float((both.accuracy_reference - both.accuracy_run).abs().max()),
+            "stop_by_rule": int(run.step.iloc[stop]) if stop is not None else None}
+
+
 def ceiling(job, eval_set: str) -> float:
     """The GRU's own accuracy on the sequences a method of ``job`` is scored on (``eval_set``, the
     first ``eval_size`` of it): its validation accuracy for "valid" (the same sequences), its

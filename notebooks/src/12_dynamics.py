@@ -143,17 +143,14 @@ for D in RUNS:
         theirs = of_run(read(S.name, "curves"), n, variant, seed) if S else pd.DataFrame()
         if not len(theirs):
             continue
-        both = theirs.merge(run, on="step", suffixes=("_shipped", "_run"))
-        stop = S.gru.stop_index(list(run.step), list(run.accuracy))
-        differs = both[both.loss_shipped != both.loss_run].step
+        agree = results.curve_agreement(theirs, run, S.gru)
         cpus = [of_run(read(name, "grus"), n, variant, seed).cpu.iloc[0] for name in (S.name, D.name)]
         checks.append({"size": n, "variant": variant, "seed": seed, "shipped_profile": S.name,
-                       "shipped_steps": int(theirs.step.max()), "points": len(both),
-                       "first_difference": int(differs.min()) if len(differs) else None,
-                       "max_loss_difference": float((both.loss_shipped - both.loss_run).abs().max()),
-                       "max_accuracy_difference": float((both.accuracy_shipped - both.accuracy_run).abs().max()),
-                       "replayed_stop": int(run.step.iloc[stop]) if stop is not None else None,
-                       "shipped_cpu": cpus[0], "run_cpu": cpus[1]})
+                       "shipped_steps": int(theirs.step.max()), "points": agree["points"],
+                       "first_difference": agree["first_difference"],
+                       "max_loss_difference": agree["max_loss_difference"],
+                       "max_accuracy_difference": agree["max_accuracy_difference"],
+                       "replayed_stop": agree["stop_by_rule"], "shipped_cpu": cpus[0], "run_cpu": cpus[1]})
 checks = pd.DataFrame(checks)
 if len(checks):
     tables.save_table(checks, "12_dynamics_same_run", P)
