@@ -168,7 +168,7 @@ PROFILES: dict[str, Profile] = {
                       extensions=(("lstm", "lstm"), ("elman", "elman"), ("grid", "grid"), ("cayley", "cayley_check"),
                                   ("bf16", "bf16_check"), *((cell, cell) for cell in INPUT_GATED_CELLS),
                                   ("dynamics", "dynamics"), ("dynamics_large", "dynamics_large")),
-                      size_sources=("five_seeds", "laptop", "grid", "large", "gpu_grid", "gpu")),
+                      size_sources=("five_seeds", "five_seeds_large", "laptop", "grid", "large", "gpu_grid", "gpu")),
     "gpu": Profile("gpu", PAPER_SIZES, VARIANTS, (0, 1), gru=GPU_GRU, analysis=GPU_ANALYSIS),
     # Beyond the paper (notebooks 07, 08; `make extensions`): the laptop protocol with other cells
     # (one seed), and the GRU on a finer grid of sizes with the three interventions.  The grid shares
@@ -188,8 +188,9 @@ PROFILES: dict[str, Profile] = {
     # The paper's two large sizes on the CPU, under the laptop's rule and caps; runs that span sessions
     # resume from their checkpoints (run.py).  The Cayley rotation: validated against matrix_exp on
     # the grid's N = 256 GRUs (``cayley_check``, docs/performance.md).  Notebooks 01, 02 and 04 read it.
+    # Every analysis: the three interventions ran first, the five probes of notebook 04 (issue 46) after.
     "large": Profile("large", (512, 1024), VARIANTS, (0, 1), gru=CONVERGED_GRU, analysis=CONVERGED_ANALYSIS,
-                     methods=GRID_METHODS, orthogonal_map="cayley"),
+                     orthogonal_map="cayley"),
     # The five-seed campaign (seeds 0-4, as the paper): every model of notebooks 01, 02 and 04 at the
     # paper's sizes up to 512, under the laptop's rule.  Seeds 0 and 1 are the laptop's, the grid's
     # and the large profile's own entries (the same configs); seeds 2-4 are new.  Two profiles, since
